@@ -13,7 +13,8 @@ import torch
 
 def _to_torch(*xs):
     is_np = any(isinstance(x, np.ndarray) for x in xs)
-    ts = [torch.as_tensor(x) if x is not None else None for x in xs]
+    ts = [None if x is None else torch.as_tensor(
+        x.copy() if isinstance(x, np.ndarray) and not x.flags.writeable else x) for x in xs]
     return is_np, ts
 
 
