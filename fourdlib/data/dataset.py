@@ -1,0 +1,161 @@
+"""Dataset folders (a manifest + one `.npz` per sequence) and a torch `Dataset` over them.
+
+A dataset folder, as written by `data_scripts/` and the converters:
+
+    my_set/
+      manifest.json     {"info": {...how it was made...},
+                         "sequences": [{"file": "seq_0000.npz", "split": "train",
+                                        "kind": "creatures", "num_frames": 16, ...}, ...]}
+      seq_0000.npz      a `Sequence4D` (see fourdlib.data.sequence)
+      ...
+
+`SequenceDataset` samples a window of S consecutive frames and N points per frame, which is
+what the point-cloud methods train on: unordered partial clouds as input, complete GT
+surface samples as target, and the visibility record for region-split evaluation.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .sequence import FormatError, Sequence4D
+
+MANIFEST = "manifest.json"
+
+
+def write_manifest(folder, entries: list[dict[str, Any]], info: dict[str, Any] | None = None) -> Path:
+    """Write `folder/manifest.json` atomically. Each entry needs "file" and "split"."""
+    folder = Path(folder)
+    for i, e in enumerate(entries):
+        for key in ("file", "split"):
+            if key not in e:
+                raise ValueError(f"manifest entry {i} has no {key!r}: {e}")
+    path = folder / MANIFEST
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=MANIFEST, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump({"info": info or {}, "sequences": entries}, f, indent=1, default=_json_default)
+    os.replace(tmp, path)
+    return path
+
+
+def read_manifest(folder) -> dict[str, Any]:
+    """The manifest of a dataset folder, with clear errors when it is missing or malformed."""
+    path = Path(folder) / MANIFEST
+    if not path.exists():
+        raise FileNotFoundError(f"{folder} is not a dataset folder: no {MANIFEST} (make one with "
+                                f"data_scripts/generate_synthetic.py or a converter in data_scripts/)")
+    try:
+        m = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise FormatError(f"{path}: not valid JSON ({e})") from e
+    if not isinstance(m, dict) or not isinstance(m.get("sequences"), list):
+        raise FormatError(f"{path}: expected {{'info': ..., 'sequences': [...]}}")
+    return m
+
+
+def _json_default(x):
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
+
+
+class SequenceDataset(torch.utils.data.Dataset):
+    """Windows of S frames from the sequences of one dataset folder.
+
+    Each item is a dict of tensors:
+      partial          (S, N, 3)  partial cloud per frame, N points drawn without
+                                  replacement (with replacement when a frame has fewer)
+      surface          (S, Ns, 3) GT surface samples, Ns = `surface_points` (all if None)
+      surface_normals  (S, Ns, 3)
+      visible          (S, Ns)    bool, sample seen by the camera of that frame
+      frames           (S,)       frame indices in the sequence;  times (S,) seconds
+      index            ()         position of the sequence in this dataset
+    Surface samples are the same material points in every frame (for evaluation only), so
+    `visible.any(0)` says which samples some frame of the window saw: the "hidden here but
+    seen elsewhere" region of frame s is `~visible[s] & visible.any(0)`.
+
+    train=True: random window start and random points on every call (torch's global RNG, so
+    `torch.manual_seed` and DataLoader worker seeding make it reproducible, and resuming a
+    run with its RNG state replays it). train=False: the first S frames and a fixed draw per
+    sequence, the same every epoch.
+    """
+
+    def __init__(self, folder, split: str | None = None, frames: int | None = 8, points: int = 2048,
+                 surface_points: int | None = 2048, train: bool = True, cache: bool = True,
+                 kinds: list[str] | None = None):
+        self.folder = Path(folder)
+        self.manifest = read_manifest(folder)
+        entries = self.manifest["sequences"]
+        if split is not None:
+            entries = [e for e in entries if e["split"] == split]
+        if kinds is not None:
+            entries = [e for e in entries if e.get("kind") in kinds]
+        if not entries:
+            have = sorted({e["split"] for e in self.manifest["sequences"]})
+            raise ValueError(f"{folder}: no sequences for split={split!r} kinds={kinds} "
+                             f"(splits here: {have})")
+        if frames is not None and frames < 1:
+            raise ValueError(f"frames must be >= 1, got {frames}")
+        self.entries, self.S, self.N, self.Ns = entries, frames, points, surface_points
+        self.train, self.cache = train, cache
+        self._cache: dict[int, Sequence4D] = {}
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def sequence(self, i: int) -> Sequence4D:
+        """The whole `Sequence4D` behind item i (cached in memory when cache=True)."""
+        if i in self._cache:
+            return self._cache[i]
+        seq = Sequence4D.load(self.folder / self.entries[i]["file"])
+        if seq.partial_points is None:
+            raise FormatError(f"{self.entries[i]['file']}: has no partial_points to train on")
+        if self.cache:
+            self._cache[i] = seq
+        return seq
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        seq = self.sequence(i)
+        T = seq.num_frames
+        S = T if self.S is None else self.S
+        if S > T:
+            raise ValueError(f"{self.entries[i]['file']}: {T} frames, fewer than the window of {S}")
+        # Evaluation draws are fixed per sequence; training draws come from torch's global RNG.
+        gen = None if self.train else torch.Generator().manual_seed(1000003 * i + 17)
+        start = int(torch.randint(0, T - S + 1, (1,), generator=gen)) if self.train else 0
+        frames = torch.arange(start, start + S)
+        partial = torch.stack([_subsample(torch.from_numpy(seq.partial_points[t]), self.N, gen)
+                               for t in frames.tolist()])                          # (S, N, 3)
+        out = {"partial": partial, "frames": frames,
+               "times": torch.from_numpy(seq.times[frames.numpy()]).float(), "index": torch.tensor(i)}
+        if seq.surface_points is not None:
+            n_all = seq.surface_points.shape[1]
+            sel = (torch.arange(n_all) if self.Ns is None or self.Ns >= n_all
+                   else torch.randperm(n_all, generator=gen)[: self.Ns])          # same rows every frame
+            f = frames.numpy()[:, None]
+            out["surface"] = torch.from_numpy(seq.surface_points[f, sel.numpy()])
+            if seq.surface_normals is not None:
+                out["surface_normals"] = torch.from_numpy(seq.surface_normals[f, sel.numpy()])
+            if seq.surface_visible is not None:
+                out["visible"] = torch.from_numpy(seq.surface_visible[f, sel.numpy()])
+        return out
+
+
+def _subsample(points: torch.Tensor, n: int, gen) -> torch.Tensor:
+    """n rows of `points` (M, 3): a random subset, or all plus random repeats when M < n."""
+    m = len(points)
+    if m == 0:
+        raise FormatError("a frame with no points cannot be subsampled")
+    if m >= n:
+        idx = torch.randperm(m, generator=gen)[:n]
+    else:
+        idx = torch.cat([torch.randperm(m, generator=gen), torch.randint(0, m, (n - m,), generator=gen)])
+    return points[idx]

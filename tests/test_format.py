@@ -1,0 +1,208 @@
+"""Sequence4D: validation errors name the field, save/load is exact, capture() and the
+torch Dataset behave."""
+import json
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+
+from fourdlib.data import (FormatError, Sequence4D, SequenceDataset, capture, orbit_cameras,
+                           read_manifest, write_manifest)
+from fourdlib.geometry import intrinsics_from_fov
+
+
+def _blob_sequence(T=6, size=40, seed=0):
+    """A sphere that stretches and drifts, filmed by one orbiting camera."""
+    m = trimesh.creation.icosphere(2, 0.4)
+    V = np.stack([m.vertices * [1 + 0.3 * np.sin(t), 1, 1] + [0.05 * t, 0, 0.5] for t in range(T)])
+    cams = orbit_cameras(T, [0.1, 0, 0.5], 2.0, 1.0, azimuth_span=np.pi)
+    K = intrinsics_from_fov(45, size, size)
+    return capture(V, m.faces, K, cams, (size, size), n_surface=512, seed=seed,
+                   meta={"name": "blob"}), m
+
+
+@pytest.fixture(scope="module")
+def blob():
+    return _blob_sequence()
+
+
+def test_round_trip_is_exact(blob, tmp_path):
+    seq, _ = blob
+    for compress in (False, True):
+        path = seq.save(tmp_path / f"s{compress}", compress=compress)
+        back = Sequence4D.load(path)
+        for name in Sequence4D.fields():
+            a, b = getattr(seq, name), getattr(back, name)
+            if isinstance(a, np.ndarray):
+                assert a.dtype == b.dtype and np.array_equal(a, b), name
+            elif isinstance(a, list) and a and isinstance(a[0], np.ndarray):
+                assert len(a) == len(b) and all(np.array_equal(x, y) and x.dtype == y.dtype
+                                                for x, y in zip(a, b)), name
+            else:
+                assert a == b, name
+
+
+def test_capture_partial_points_lie_on_the_mesh(blob):
+    seq, m = blob
+    for t in (0, 3, 5):
+        mesh = trimesh.Trimesh(seq.mesh_vertices[t], seq.mesh_faces, process=False)
+        _, dist, _ = trimesh.proximity.closest_point(mesh, seq.partial_points[t][::5])
+        assert dist.max() < 1e-4
+    # GT samples are tracked: the same rows are barycentric points of the same faces.
+    mesh0 = trimesh.Trimesh(seq.mesh_vertices[0], seq.mesh_faces, process=False)
+    _, dist, _ = trimesh.proximity.closest_point(mesh0, seq.surface_points[0])
+    assert dist.max() < 1e-5
+
+
+def test_capture_scene_flow_lands_on_later_surfaces(blob):
+    seq, _ = blob
+    last = seq.num_frames - 1
+    mesh = trimesh.Trimesh(seq.mesh_vertices[last], seq.mesh_faces, process=False)
+    moved = seq.flow_points + seq.scene_flow[last]
+    _, dist, _ = trimesh.proximity.closest_point(mesh, moved[::7])
+    assert dist.max() < 1e-4
+    _, still, _ = trimesh.proximity.closest_point(mesh, seq.flow_points[::7])
+    assert np.median(still) > 100 * dist.max() + 1e-3  # the object really moved
+
+
+def test_one_frame_sees_less_than_all_frames(blob):
+    seq, _ = blob
+    per_frame = seq.surface_visible.mean(1)
+    union = seq.surface_visible.any(0).mean()
+    assert per_frame.max() < 0.75 * union
+    regions = seq.visibility_regions()
+    total = sum(r.astype(int) for r in regions.values())
+    assert (total == 1).all()  # the three regions partition every (frame, sample)
+
+
+def test_visibility_matches_what_the_depth_camera_sees(blob):
+    """A sample marked visible projects onto a pixel whose depth agrees with it."""
+    seq, _ = blob
+    from fourdlib.geometry import project
+    t = 2
+    p = seq.surface_points[t][seq.surface_visible[t]]
+    uv, z = project(p, seq.intrinsics[t, 0], seq.cam_to_world[t, 0])
+    px = np.clip(np.floor(uv).astype(int), 0, seq.depth.shape[-1] - 1)
+    d = seq.depth[t, 0][px[:, 1], px[:, 0]]
+    # A 40 px view of a 0.8 m sphere at ~2 m: one pixel spans ~4 cm, and the pixel-centre
+    # ray hits the curved surface up to a pixel away from the sample.
+    assert np.median(np.abs(d - z)) < 0.025
+    q = seq.surface_points[t][~seq.surface_visible[t]]
+    uvq, zq = project(q, seq.intrinsics[t, 0], seq.cam_to_world[t, 0])
+    inside = (uvq >= 0).all(1) & (uvq < seq.depth.shape[-1]).all(1)
+    pxq = np.floor(uvq[inside]).astype(int)
+    dq = seq.depth[t, 0][pxq[:, 1], pxq[:, 0]]
+    assert np.median(zq[inside] - dq) > 0.1  # hidden samples lie well behind the depth map
+
+
+@pytest.mark.parametrize("change, match", [
+    (dict(times=np.array([0.0, 1.0, 1.0])), "strictly increasing"),
+    (dict(surface_points=np.zeros((2, 5, 3))), "frame count is 2 but other fields say 3"),
+    (dict(surface_points=np.zeros((3, 5, 2))), r"surface_points: dim 2 must be 3"),
+    (dict(partial_points=[np.zeros((4, 3))] * 2), "2 frames but times has 3"),
+    (dict(partial_points=[np.zeros((4, 3)), np.zeros((0, 3)), np.zeros((4, 3))]), "frame 1 has no points"),
+    (dict(partial_points=[np.zeros((4, 3)), np.full((4, 3), np.nan), np.zeros((4, 3))]), r"partial_points\[1\].*NaN"),
+    (dict(surface_points=np.full((3, 5, 3), np.nan)), "surface_points: 45 non-finite"),
+    (dict(depth_mm=True), "looks like millimetres"),
+    (dict(rotation=np.diag([1.0, 2.0, 1.0])), "not orthonormal"),
+    (dict(rotation=np.diag([1.0, 1.0, -1.0])), "determinant -1"),
+    (dict(surface_normals=np.ones((3, 5, 3))), "unit length"),
+    (dict(rgb=np.zeros((3, 1, 8, 8, 3), np.float32)), "uint8"),
+    (dict(scene_flow=np.ones((3, 4, 3))), "scene_flow is given but flow_points is missing"),
+    (dict(intrinsics_only=True), "intrinsics is given but depth is missing"),
+])
+def test_bad_input_names_the_problem(change, match):
+    T = 3
+    kw = dict(times=np.arange(T, dtype=float), partial_points=[np.zeros((4, 3))] * T,
+              surface_points=np.zeros((T, 5, 3)))
+    depth = np.full((T, 1, 8, 8), 2.0, np.float32)
+    K = np.broadcast_to(intrinsics_from_fov(60, 8, 8), (T, 1, 3, 3))
+    c2w = np.broadcast_to(np.eye(4, dtype=np.float32), (T, 1, 4, 4)).copy()
+    if change.pop("depth_mm", False):
+        kw.update(depth=depth * 1000, intrinsics=K, cam_to_world=c2w)
+    if "rotation" in change:
+        c2w[1, 0, :3, :3] = change.pop("rotation")
+        kw.update(depth=depth, intrinsics=K, cam_to_world=c2w)
+    if change.pop("intrinsics_only", False):
+        kw.update(intrinsics=K)
+    kw.update(change)
+    with pytest.raises(FormatError, match=match):
+        Sequence4D(**kw)
+
+
+def test_load_refuses_truncated_and_foreign_files(blob, tmp_path):
+    seq, _ = blob
+    path = seq.save(tmp_path / "good.npz")
+    data = path.read_bytes()
+    (tmp_path / "trunc.npz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(FormatError, match="not a readable Sequence4D"):
+        Sequence4D.load(tmp_path / "trunc.npz")
+    np.savez(tmp_path / "foreign.npz", points=np.zeros((3, 3)))
+    with pytest.raises(FormatError, match="not a Sequence4D file"):
+        Sequence4D.load(tmp_path / "foreign.npz")
+    with pytest.raises(FileNotFoundError):
+        Sequence4D.load(tmp_path / "missing.npz")
+    # A file whose content breaks validation is refused on load, naming the file and field.
+    with zipfile.ZipFile(path) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    arrays = {n[:-4]: np.load(tmp_path / "good.npz")[n[:-4]] for n in members}
+    arrays["depth"] = arrays["depth"] * 1000
+    np.savez(tmp_path / "mm.npz", **arrays)
+    with pytest.raises(FormatError, match=r"mm.npz: depth: median .* millimetres"):
+        Sequence4D.load(tmp_path / "mm.npz")
+
+
+def test_frames_selection_keeps_flow_anchor(blob):
+    seq, _ = blob
+    sub = seq.frames([0, 2, 4])
+    assert sub.num_frames == 3 and np.array_equal(sub.scene_flow[2], seq.scene_flow[4])
+    no_ref = seq.frames([1, 2])
+    assert no_ref.scene_flow is None and no_ref.partial_points is not None
+
+
+def _dataset_folder(tmp_path):
+    entries = []
+    for i in range(3):
+        seq, _ = _blob_sequence(T=6, size=32, seed=i)
+        seq.save(tmp_path / f"s{i}.npz")
+        entries.append({"file": f"s{i}.npz", "split": "train" if i < 2 else "test", "kind": "blob"})
+    write_manifest(tmp_path, entries, {"made_by": "test"})
+    return tmp_path
+
+
+def test_dataset_windows_and_subsampling(tmp_path):
+    folder = _dataset_folder(tmp_path)
+    assert read_manifest(folder)["info"]["made_by"] == "test"
+    ds = SequenceDataset(folder, split="train", frames=4, points=300, surface_points=100)
+    assert len(ds) == 2
+    torch.manual_seed(0)
+    a = ds[0]
+    assert a["partial"].shape == (4, 300, 3) and a["surface"].shape == (4, 100, 3)
+    assert a["visible"].shape == (4, 100) and a["frames"].tolist() == list(range(a["frames"][0], a["frames"][0] + 4))
+    seq = ds.sequence(0)
+    # Sampled partial points come from the right frames' clouds.
+    for s, t in enumerate(a["frames"].tolist()):
+        src = {tuple(p) for p in seq.partial_points[t].tolist()}
+        assert all(tuple(p) in src for p in a["partial"][s].tolist()[:50])
+    torch.manual_seed(0)
+    b = ds[0]
+    assert torch.equal(a["partial"], b["partial"])  # reproducible under a seed
+    ev = SequenceDataset(folder, split="test", frames=4, points=300, train=False)
+    assert torch.equal(ev[0]["partial"], ev[0]["partial"]) and ev[0]["frames"][0] == 0
+    batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=2)))
+    assert batch["partial"].shape == (2, 4, 300, 3)
+
+
+def test_dataset_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no manifest.json"):
+        SequenceDataset(tmp_path)
+    folder = _dataset_folder(tmp_path)
+    with pytest.raises(ValueError, match="no sequences for split='val'.*splits here: \\['test', 'train'\\]"):
+        SequenceDataset(folder, split="val")
+    with pytest.raises(ValueError, match="fewer than the window"):
+        SequenceDataset(folder, frames=10)[0]
+    (tmp_path / "manifest.json").write_text(json.dumps({"sequences": {}}))
+    with pytest.raises(FormatError, match="expected"):
+        read_manifest(tmp_path)
