@@ -19,10 +19,19 @@ from ..geometry.raycast import Raycaster
 from .sequence import FormatError, Sequence4D
 
 
-def sample_surface(vertices, faces, n: int, rng: np.random.Generator):
-    """Area-weighted random points on a mesh: returns (face (n,), bary (n, 3))."""
+def sample_surface(vertices, faces, n: int, rng: np.random.Generator, weight=None):
+    """Area-weighted random points on a mesh: returns (face (n,), bary (n, 3)).
+
+    `weight` (F,) >= 0 scales each face's sampling density (0: never sampled).
+    """
     tri = vertices[faces]                                                 # (F, 3, 3)
     area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
+    if weight is not None:
+        weight = np.asarray(weight, np.float64)
+        if weight.shape != area.shape or not (weight >= 0).all():
+            raise FormatError(f"surface_face_weight: expected {area.shape} non-negative values, "
+                              f"got shape {weight.shape}")
+        area = area * weight
     if not area.sum() > 0:
         raise FormatError("mesh has zero surface area")
     face = rng.choice(len(faces), size=n, p=area / area.sum())
@@ -48,7 +57,8 @@ def face_normals(vertices, faces):
 def capture(vertices, faces, intrinsics, cam_to_world, image_size, *, times=None,
             face_instance=None, face_colors=None, object_names=None, object_poses=None,
             object_dynamic=None, object_background=None, n_surface: int = 4096,
-            flow_ref: int = 0, depth_noise: float = 0.0, seed: int = 0, meta=None) -> Sequence4D:
+            surface_face_weight=None, flow_ref: int = 0, depth_noise: float = 0.0, seed: int = 0,
+            meta=None) -> Sequence4D:
     """Render an animated mesh into a `Sequence4D`.
 
     vertices      (T, Nv, 3) world positions per frame (fixed topology), metres.
@@ -61,6 +71,8 @@ def capture(vertices, faces, intrinsics, cam_to_world, image_size, *, times=None
     object_*      per-object metadata, see `Sequence4D` (defaults: one dynamic object).
     n_surface     GT surface samples, drawn once (area-weighted on frame `flow_ref`) and
                   tracked through every frame.
+    surface_face_weight (F,) relative sampling density of the GT samples per face; 0 keeps
+                  samples off faces that are not outer surface (e.g. buried inside another part).
     depth_noise   std of Gaussian noise (metres) added to valid depth, like a real sensor.
     """
     V_t = np.asarray(vertices, np.float64)
@@ -90,7 +102,7 @@ def capture(vertices, faces, intrinsics, cam_to_world, image_size, *, times=None
         times = np.arange(T) / 24.0
 
     # GT surface samples, fixed on the mesh so that row i is one material point.
-    s_face, s_bary = sample_surface(V_t[flow_ref], faces, n_surface, rng)
+    s_face, s_bary = sample_surface(V_t[flow_ref], faces, n_surface, rng, surface_face_weight)
     surf = points_on_mesh(V_t, faces, s_face, s_bary)                     # (T, N, 3)
     surf_n = face_normals(V_t, faces)[:, s_face]                          # (T, N, 3)
 
