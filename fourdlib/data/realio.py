@@ -98,3 +98,13 @@ def intrinsics_integer_centres(fx, fy, cx, cy) -> np.ndarray:
     at u + 0.5 (see `fourdlib.data.sequence`), so the same rays need cx + 0.5, cy + 0.5.
     """
     return np.array([[fx, 0, cx + 0.5], [0, fy, cy + 0.5], [0, 0, 1]], np.float32)
+
+
+def real_data_dir() -> Path | None:
+    """Where the small real samples live, or None: `$FOURD_REAL_DATA`, else
+    `shared/data/real` next to the repository checkout (the course's layout)."""
+    import os
+
+    env = os.environ.get("FOURD_REAL_DATA")
+    path = Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "data" / "real"
+    return path if path.is_dir() else None

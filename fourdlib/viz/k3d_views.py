@@ -533,7 +533,7 @@ def side_by_side(panels: Mapping[str, Any], colors: Mapping[str, Any] | None = N
     sequence; all share the plot's one time axis (frame t of each at time t).
     colors / values: optional {label: ...} per panel as in `show_points`; `values` share one
     colour range over all panels (so equal errors look equal). Panels without either get a
-    palette colour. spacing: x distance between panels (default: 1.2 x the widest x extent).
+    palette colour. spacing: x distance between panels (default: 1.2 x the larger of the x and y extents).
     The data keep their coordinates; only the drawing is moved.
     """
     if len(panels) == 0:
@@ -546,7 +546,9 @@ def side_by_side(panels: Mapping[str, Any], colors: Mapping[str, Any] | None = N
             raise ValueError(f"panel {key!r} has both colors and values; give one")
     frames = {label: as_frames(p, f"panel {label!r}") for label, p in panels.items()}
     lo, hi = _bbox([f for fs in frames.values() for f in fs])
-    width = float(hi[0] - lo[0])
+    # Space panels by the larger horizontal extent: a shape long along y seen at an angle
+    # would otherwise overlap its neighbour on screen.
+    width = float(np.max(hi[:2] - lo[:2]))
     extent = float(np.max(hi - lo)) or 1.0
     if spacing is None:
         spacing = 1.2 * width if width > 0 else extent
