@@ -134,15 +134,15 @@ def look_at(eye, target, up=(0.0, 0.0, 1.0)):
     """
     is_np, (eye, target, up) = _to_torch(eye, target, up)
     eye, target = eye.double(), target.double()
-    up = up.double().expand_as(eye)
+    up = up.to(eye.device).double().expand_as(eye)
     fwd = torch.nn.functional.normalize(target - eye, dim=-1)                 # camera +z
     right = torch.cross(fwd, up, dim=-1)                                      # camera +x
     bad = right.norm(dim=-1, keepdim=True) < 1e-8                             # looking straight up/down
-    alt = torch.tensor([0.0, 1.0, 0.0], dtype=eye.dtype).expand_as(eye)
+    alt = torch.tensor([0.0, 1.0, 0.0], dtype=eye.dtype, device=eye.device).expand_as(eye)
     right = torch.where(bad, torch.cross(fwd, alt, dim=-1), right)
     right = torch.nn.functional.normalize(right, dim=-1)
     down = torch.cross(fwd, right, dim=-1)                                    # camera +y
-    T = torch.zeros(eye.shape[:-1] + (4, 4), dtype=torch.float64)
+    T = torch.zeros(eye.shape[:-1] + (4, 4), dtype=torch.float64, device=eye.device)
     T[..., :3, 0], T[..., :3, 1], T[..., :3, 2], T[..., :3, 3] = right, down, fwd, eye
     T[..., 3, 3] = 1
     return _back(is_np, T.float())
