@@ -8,8 +8,9 @@ import pytest
 import torch
 import trimesh
 
-from fourdlib.data import (FormatError, Sequence4D, SequenceDataset, capture, orbit_cameras,
-                           read_manifest, write_manifest)
+from fourdlib.data import (FormatError, Sequence4D, SequenceDataset, capture, read_manifest,
+                           write_manifest)
+from fourdlib.data.synthetic import CameraSpec, camera_path
 from fourdlib.geometry import intrinsics_from_fov
 
 
@@ -17,8 +18,8 @@ def _blob_sequence(T=6, size=40, seed=0):
     """A sphere that stretches and drifts, filmed by one orbiting camera."""
     m = trimesh.creation.icosphere(2, 0.4)
     V = np.stack([m.vertices * [1 + 0.3 * np.sin(t), 1, 1] + [0.05 * t, 0, 0.5] for t in range(T)])
-    cams = orbit_cameras(T, [0.1, 0, 0.5], 2.0, 1.0, azimuth_span=np.pi)
-    K = intrinsics_from_fov(45, size, size)
+    spec = CameraSpec(azimuth_span=np.pi, elevation_deg=(20, 30), distance=2.0, random_start=False)
+    K, cams = camera_path(V, spec, (size, size), np.random.default_rng(seed))
     return capture(V, m.faces, K, cams, (size, size), n_surface=512, seed=seed,
                    meta={"name": "blob"}), m
 

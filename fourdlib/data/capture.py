@@ -158,25 +158,3 @@ def capture(vertices, faces, intrinsics, cam_to_world, image_size, *, times=None
         flow_pixels=flow_pix, scene_flow=flow, flow_valid=np.ones(flow.shape[:2], bool),
         meta=dict(meta or {}))
 
-
-def orbit_cameras(num_frames: int, target, radius: float, height: float, *,
-                  azimuth_start: float = 0.0, azimuth_span: float = np.pi,
-                  elevation_jitter: float = 0.0, rng: np.random.Generator | None = None):
-    """One depth camera circling `target`: (T, 1, 4, 4) camera-to-world poses.
-
-    The camera sweeps `azimuth_span` radians over the sequence, so each frame sees the
-    object from a different side: a single frame misses whole parts, while the union over
-    frames covers most of the surface (the papers' partial-observation setting).
-    `target` is (3,) or a (T, 3) path to follow a moving object.
-    """
-    from ..geometry.cameras import look_at
-
-    T = num_frames
-    target = np.broadcast_to(np.asarray(target, np.float64), (T, 3))
-    az = azimuth_start + azimuth_span * np.linspace(0, 1, T)
-    z = np.full(T, float(height))
-    if elevation_jitter > 0:
-        rng = rng or np.random.default_rng(0)
-        z = z + rng.uniform(-elevation_jitter, elevation_jitter) * np.sin(np.linspace(0, np.pi, T))
-    eye = target + np.stack([radius * np.cos(az), radius * np.sin(az), z - target[:, 2]], 1)
-    return look_at(eye, target)[:, None]

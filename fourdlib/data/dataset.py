@@ -112,18 +112,27 @@ class SequenceDataset(torch.utils.data.Dataset):
         return len(self.entries)
 
     def sequence(self, i: int) -> Sequence4D:
-        """The whole `Sequence4D` behind item i (cached in memory when cache=True)."""
-        if i in self._cache:
-            return self._cache[i]
+        """The whole `Sequence4D` behind item i, read from disk."""
         seq = Sequence4D.load(self.folder / self.entries[i]["file"])
         if seq.partial_points is None:
             raise FormatError(f"{self.entries[i]['file']}: has no partial_points to train on")
+        return seq
+
+    def _points_of(self, i: int) -> Sequence4D:
+        """Item i's sequence with only the fields items use; cached when cache=True (the
+        images dominate a file, so the cache holds a few times less than the files)."""
+        if i in self._cache:
+            return self._cache[i]
+        full = self.sequence(i)
+        seq = Sequence4D(times=full.times, partial_points=full.partial_points,
+                         surface_points=full.surface_points, surface_normals=full.surface_normals,
+                         surface_visible=full.surface_visible, meta=full.meta)
         if self.cache:
             self._cache[i] = seq
         return seq
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        seq = self.sequence(i)
+        seq = self._points_of(i)
         T = seq.num_frames
         S = T if self.S is None else self.S
         if S > T:
