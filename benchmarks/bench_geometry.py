@@ -6,25 +6,12 @@ Runs every case on the CPU, and again on CUDA when present (where the CUDA resul
 compared with the CPU one). Prints the best of `repeats` wall-clock times.
 """
 import argparse
-import time
 
-import numpy as np
 import torch
 import trimesh
 
 from fourdlib.geometry import estimate_normals, farthest_point_sample, voxelize_mesh, voxelize_points
-
-
-def best_time(fn, repeats: int, sync=lambda: None):
-    fn()                                                                       # warm-up (CUDA context, allocator)
-    sync()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        sync()
-        times.append(time.perf_counter() - t0)
-    return min(times), out
+from timing import best_time  # benchmarks/timing.py
 
 
 def main():

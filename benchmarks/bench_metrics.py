@@ -7,24 +7,12 @@ chunked-cdist path as CUDA tensors, and the two results are compared. Prints the
 `repeats` wall-clock times (both NN directions, means included).
 """
 import argparse
-import time
 
 import numpy as np
 import torch
 
 from fourdlib.metrics import chamfer_distance
-
-
-def best_time(fn, repeats: int, sync=lambda: None):
-    fn()                                                                       # warm-up (CUDA context, allocator)
-    sync()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        sync()
-        times.append(time.perf_counter() - t0)
-    return min(times), out
+from timing import best_time  # benchmarks/timing.py
 
 
 def main():

@@ -16,14 +16,13 @@ surface samples as target, and the visibility record for region-split evaluation
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from ..io import atomic_write
 from .sequence import FormatError, Sequence4D
 
 MANIFEST = "manifest.json"
@@ -37,10 +36,8 @@ def write_manifest(folder, entries: list[dict[str, Any]], info: dict[str, Any] |
             if key not in e:
                 raise ValueError(f"manifest entry {i} has no {key!r}: {e}")
     path = folder / MANIFEST
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=MANIFEST, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
+    with atomic_write(path, "w") as f:
         json.dump({"info": info or {}, "sequences": entries}, f, indent=1, default=_json_default)
-    os.replace(tmp, path)
     return path
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..geometry.cameras import quaternion_to_matrix
 from .animation import Y_UP_TO_Z_UP, AnimatedMesh, film, resolve_scale
 from .realio import need_file
 from .sequence import FormatError, Sequence4D
@@ -139,18 +140,6 @@ class _Gltf:
             a = (a / np.iinfo(a.dtype).max * 255).astype(np.uint8) if a.dtype.kind in "ui" else \
                 (np.clip(a, 0, 1) * 255).astype(np.uint8)
         return a[..., :3]
-
-
-# -------------------------------------------------------------------------- quaternions
-def quat_to_matrix(q) -> np.ndarray:
-    """glTF quaternions (..., 4) in (x, y, z, w) order -> rotation matrices (..., 3, 3)."""
-    q = np.asarray(q, np.float64)
-    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
-    x, y, z, w = np.moveaxis(q, -1, 0)
-    return np.stack([
-        np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)], -1),
-        np.stack([2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)], -1),
-        np.stack([2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], -1)], -2)
 
 
 def slerp(q0, q1, s) -> np.ndarray:
@@ -289,7 +278,7 @@ def load_gltf_animation(path, animation: int | str = 0, times=None, *, scale="au
             local[n] = np.asarray(node.matrix, np.float64).reshape(4, 4).T       # column-major
             continue
         M = np.zeros((T, 4, 4))
-        M[:, :3, :3] = quat_to_matrix(trs[n]["rotation"]) * trs[n]["scale"][:, None, :]
+        M[:, :3, :3] = quaternion_to_matrix(trs[n]["rotation"], scalar_first=False) * trs[n]["scale"][:, None, :]
         M[:, :3, 3] = trs[n]["translation"]
         M[:, 3, 3] = 1
         local[n] = M

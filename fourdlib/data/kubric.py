@@ -32,7 +32,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ..geometry.cameras import depth_to_points, invert_rigid, unproject_depth
+from ..geometry.cameras import depth_to_points, invert_rigid, quaternion_to_matrix, unproject_depth
 from .realio import need_file
 from .sequence import FormatError, Sequence4D
 
@@ -56,17 +56,6 @@ def flatten(example: Mapping, prefix: str = "") -> dict[str, np.ndarray]:
         else:
             out[key] = np.asarray(v)
     return out
-
-
-def quat_wxyz_to_matrix(q) -> np.ndarray:
-    """Kubric quaternions (..., 4) in (w, x, y, z) order -> rotation matrices (..., 3, 3)."""
-    q = np.asarray(q, np.float64)
-    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
-    w, x, y, z = np.moveaxis(q, -1, 0)
-    return np.stack([
-        np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)], -1),
-        np.stack([2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)], -1),
-        np.stack([2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], -1)], -2)
 
 
 def _pose(R, t) -> np.ndarray:
@@ -127,14 +116,14 @@ def movi_to_sequence(example: Mapping, *, flow_ref: int = 0, max_depth: float | 
     if cam_p.shape != (T, 3) or cam_q.shape != (T, 4):
         raise FormatError(f"MOVi camera: positions {cam_p.shape} / quaternions {cam_q.shape}, "
                           f"expected ({T}, 3) / ({T}, 4)")
-    c2w = _pose(quat_wxyz_to_matrix(cam_q), cam_p) @ BLENDER_TO_OPENCV                # (T, 4, 4)
+    c2w = _pose(quaternion_to_matrix(cam_q), cam_p) @ BLENDER_TO_OPENCV                # (T, 4, 4)
 
     pos, quat = ex["instances/positions"], ex["instances/quaternions"]
     if pos.ndim != 3 or pos.shape[1:] != (T, 3) or quat.shape != pos.shape[:2] + (4,):
         raise FormatError(f"MOVi instances: positions {pos.shape} / quaternions {quat.shape}, expected "
                           f"(K, {T}, 3) / (K, {T}, 4)")
     nK = len(pos)
-    obj_poses = _pose(quat_wxyz_to_matrix(quat), pos).transpose(1, 0, 2, 3)             # (T, K, 4, 4)
+    obj_poses = _pose(quaternion_to_matrix(quat), pos).transpose(1, 0, 2, 3)             # (T, K, 4, 4)
     obj_poses = np.concatenate([obj_poses, np.broadcast_to(np.eye(4), (T, 1, 4, 4))], 1)  # + background
     seg = ex["segmentations"].reshape(T, H, W).astype(np.int64)
     if seg.max() > nK:

@@ -66,12 +66,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ..io import atomic_write
 
 MAX_DEPTH_M = 100.0  # a depth map with a larger median is almost surely in millimetres
 ROT_TOL = 1e-3  # tolerance on R^T R = I for float32 poses
@@ -358,16 +359,8 @@ class Sequence4D:
         header = {"format": "fourdlib.Sequence4D", "version": FORMAT_VERSION,
                   "flow_ref": self.flow_ref, "object_names": self.object_names, "meta": self.meta}
         arrays["__header__"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                (np.savez_compressed if compress else np.savez)(f, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with atomic_write(path) as f:
+            (np.savez_compressed if compress else np.savez)(f, **arrays)
         return path
 
     @classmethod

@@ -152,3 +152,20 @@ def intrinsics_from_fov(fov_y_deg: float, H: int, W: int):
     """K (3, 3) float32 numpy for a pinhole camera with vertical field of view fov_y (degrees)."""
     f = 0.5 * H / np.tan(np.deg2rad(fov_y_deg) / 2)
     return np.array([[f, 0, W / 2], [0, f, H / 2], [0, 0, 1]], np.float32)
+
+
+def quaternion_to_matrix(q, scalar_first: bool = True):
+    """Unit quaternions (..., 4) -> rotation matrices (..., 3, 3); normalised first.
+
+    scalar_first=True reads (w, x, y, z) (Kubric, k3d's Gaussians); False reads (x, y, z, w)
+    (glTF). Numpy arrays stay numpy, in float64.
+    """
+    is_np, (q,) = _to_torch(q)
+    q = q.double() if is_np else q
+    q = torch.nn.functional.normalize(q, dim=-1)
+    w, x, y, z = q.unbind(-1) if scalar_first else q[..., [3, 0, 1, 2]].unbind(-1)
+    R = torch.stack([
+        torch.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)], -1),
+        torch.stack([2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)], -1),
+        torch.stack([2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], -1)], -2)
+    return _back(is_np, R)

@@ -53,6 +53,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..io import atomic_write
+
 RECORD_DIR_ENV = "FOURD_RECORD_DIR"
 NOTEBOOK_ENV = "FOURD_NOTEBOOK"
 OUTPUT_DIR_ENV = "FOURD_OUTPUT_DIR"
@@ -295,10 +297,8 @@ def record(metrics: Mapping, *, scale: str, seed: int, data, notebook: str | Non
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         **_environment(device),
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(rec, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
-    tmp.replace(path)  # atomic: a reader never sees half a record
+    with atomic_write(path, "w", encoding="utf-8") as f:  # a reader never sees half a record
+        f.write(json.dumps(rec, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
     return path
 
 

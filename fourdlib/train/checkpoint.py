@@ -23,13 +23,14 @@ from __future__ import annotations
 import os
 import random
 import re
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from ..io import atomic_write
 
 FORMAT = "fourdlib.train.checkpoint"
 VERSION = 1
@@ -102,18 +103,8 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module,
              **fields}
     _check_plain(state, "checkpoint")
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Temp file in the same folder, so os.replace is a rename within one file system (atomic).
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())  # the bytes are on disk before the name points at them
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path) as f:
+        torch.save(state, f)
     return path
 
 

@@ -30,7 +30,7 @@ import numpy as np
 from k3d.colormaps import matplotlib_color_maps
 from k3d.helpers import pack_colors
 
-from ..data.gltf import quat_to_matrix
+from ..geometry.cameras import quaternion_to_matrix
 
 DEFAULT_FPS = 4.0  # frames per second of the playback loop: slow enough to follow a motion
 # Default colour of each panel / object: the matplotlib "tab10" palette, packed 0xRRGGBB.
@@ -460,7 +460,7 @@ def show_gaussians(means: Any, scales: Any, rotations: Any = None, colors: Any =
             _check_finite(q, "rotations")
             if (np.linalg.norm(q, axis=1) == 0).any():
                 raise ValueError("rotations contain a zero quaternion")
-            return quat_to_matrix(q[:, [1, 2, 3, 0]]).astype(np.float32)  # it takes (x, y, z, w)
+            return quaternion_to_matrix(q).astype(np.float32)
 
         def each_frame(x):  # shared -> the same array for every frame
             return [x] * T if isinstance(x, np.ndarray) else x
