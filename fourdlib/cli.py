@@ -3,6 +3,7 @@
     fourd course --scale tiny            run the notebook series, summary in runs/<stamp>-tiny/
     fourd run 03 -p scale small          run one notebook (a path, or a name prefix) with parameters
     fourd tables [ID]                    list the transcribed paper tables, or print one
+    fourd complete DIR --checkpoint C --out O   complete partial point clouds with DynaTok
 
 Each subcommand is one ``add_<name>(subparsers)`` function that adds its parser and
 sets ``func``; add a new command by writing such a function and listing it in
@@ -135,7 +136,54 @@ def cmd_tables(args) -> int:
     return 0
 
 
-COMMANDS = [add_course, add_run, add_tables]
+# ----------------------------------------------------------------------------- complete
+
+def add_complete(sub):
+    p = sub.add_parser("complete", help="complete a sequence of partial point clouds with DynaTok",
+                       description="Read partial point clouds (a Sequence4D .npz, or a folder of per-frame "
+                                   ".npy / .ply files sorted by name), complete every frame with a trained "
+                                   "DynaTok checkpoint, and write OUT/completed.npz (a Sequence4D whose "
+                                   "surface_points are the prediction), OUT/frames/frame_NNNN.ply and "
+                                   "OUT/view.html (input and completion side by side, k3d).")
+    p.add_argument("input", metavar="INPUT", help="a Sequence4D .npz, or a folder of frames (at least 2)")
+    p.add_argument("--checkpoint", required=True, metavar="CKPT", help="written by dynatok.save_model")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--points", type=int, metavar="N", help="points per output frame (default: the config's)")
+    p.add_argument("--steps", type=int, metavar="K", help="ODE steps (default: the config's)")
+    p.add_argument("--method", choices=["euler", "midpoint", "heun", "rk4"], help="ODE solver")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--window", type=int, metavar="W", help="frames encoded together (default: the config's)")
+    p.add_argument("--config", choices=["smoke", "tiny", "small", "full"],
+                   help="for a checkpoint written without its model config (by fourdlib.train.train)")
+    p.add_argument("--no-html", action="store_true", help="do not write the k3d view OUT/view.html")
+    p.set_defaults(func=cmd_complete)
+
+
+def cmd_complete(args) -> int:
+    import torch
+
+    from .data.sequence import FormatError
+    from .models.dynatok import CONFIGS
+    from .models.dynatok_infer import complete_sequence, write_completion
+    from .train.checkpoint import CheckpointError
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        seq = complete_sequence(args.input, args.checkpoint, args.points, args.steps, args.method,
+                                device=device, seed=args.seed, window=args.window,
+                                config=CONFIGS[args.config] if args.config else None, progress=True)
+        paths = write_completion(seq, args.out, html=not args.no_html)
+    except (ValueError, FormatError, CheckpointError, FileNotFoundError) as e:
+        print(f"fourd complete: error: {e}", file=sys.stderr)
+        return 2
+    T, P = seq.surface_points.shape[:2]
+    print(f"completed {T} frames x {P} points -> {paths['npz']}, {len(paths['ply'])} .ply files in "
+          f"{paths['ply'][0].parent}" + (f", view: {paths['html']}" if paths["html"] else ""))
+    return 0
+
+
+COMMANDS = [add_course, add_run, add_tables, add_complete]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -40,7 +40,15 @@ def check_metrics(m):
     assert depth["median-aligned"]["abs_rel"] < depth["metric (no alignment)"]["abs_rel"]
 
 
-CHECKS = {"00_4d_data": check_4d_data, "00_metrics": check_metrics}
+def check_dynatok_tokenization(m):
+    assert m["fps_matches_library"] == 1.0  # FPS from scratch picks the library's anchors
+    assert m["min_gap_fps"] > m["min_gap_random"]  # FPS spreads its picks
+    assert m["fit_loss_fourier"] < m["fit_loss_raw"]  # Fourier features fit the sharp pattern better
+    assert m["max_change_shuffled"] < 1e-4 and m["max_change_doubled"] < 1e-4
+
+
+CHECKS = {"00_4d_data": check_4d_data, "00_metrics": check_metrics,
+          "01_dynatok_tokenization": check_dynatok_tokenization}
 
 
 @pytest.mark.slow
