@@ -498,19 +498,39 @@ def _check_partial(partial) -> torch.Tensor:
 def reconstruct(model, partial, num_points: int | None = None, steps: int | None = None,
                 method: str | None = None, *, lengths: torch.Tensor | None = None,
                 generator: torch.Generator | None = None, chunk_size: int | None = None,
-                return_latents: bool = False):
+                return_latents: bool = False, slots: torch.Tensor | None = None,
+                center: torch.Tensor | None = None, scale: torch.Tensor | None = None):
     """Complete point clouds in WORLD units: partial (B, S, N, 3) -> (B, S, num_points, 3).
 
     Normalises each sequence (cfg.norm_frame), encodes, samples num_points per frame with
     `steps` ODE steps of `method` (defaults from the config), and maps back. lengths (B, S):
     valid points per frame of a padded batch. With return_latents, also the latents dict
     (plus "center" (B, 3) and "scale" (B,)).
+    slots (B, K) long: decode only these frames of each window (-> (B, K, num_points, 3));
+    decoding is the costly part. center (B, 3) / scale (B,): normalise with these numbers
+    instead of the input's own (e.g. a context ablation that feeds altered windows but must
+    keep the real sequence's coordinates).
     """
     net = _unwrap(model)
     partial = _check_partial(partial)
-    partial_n, center, scale = normalize_batch(partial, lengths, ref_frame=net.cfg.ref_frame)
+    B, S = partial.shape[:2]
+    if (center is None) != (scale is None):
+        raise ValueError("reconstruct: give both center and scale, or neither")
+    if center is None:
+        partial_n, center, scale = normalize_batch(partial, lengths, ref_frame=net.cfg.ref_frame)
+    else:
+        center, scale = center.to(partial), scale.to(partial)
+        partial_n = (partial - center[:, None, None]) / scale[:, None, None, None]
     latents = net.encode(partial_n, lengths)
-    points = decode(net, latents["Z"], num_points, steps, method, generator=generator, chunk_size=chunk_size)
+    Z = latents["Z"]                                                        # (B, S, M, D)
+    if slots is not None:
+        slots = torch.as_tensor(slots, device=Z.device)
+        if slots.dim() != 2 or slots.shape[0] != B or slots.dtype != torch.long:
+            raise ValueError(f"slots must be a (B={B}, K) long tensor, got {slots.dtype} {tuple(slots.shape)}")
+        if bool(((slots < 0) | (slots >= S)).any()):
+            raise ValueError(f"slots must lie in [0, {S}), got {slots.min().item()}..{slots.max().item()}")
+        Z = Z[torch.arange(B, device=Z.device)[:, None], slots]             # (B, K, M, D)
+    points = decode(net, Z, num_points, steps, method, generator=generator, chunk_size=chunk_size)
     points = points.float() * scale[:, None, None, None] + center[:, None, None]
     if return_latents:
         return points, {**latents, "center": center, "scale": scale}
