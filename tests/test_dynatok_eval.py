@@ -147,6 +147,11 @@ def test_empty_region_gives_nan_and_summarize_skips_it(monkeypatch):
                 "pred_acc_never_seen", "input_acc_never_seen", "union_acc_never_seen"}
     assert df[sorted(nan_cols)].isna().all().all()
     assert set(summary.columns[summary.isna().any()]) == nan_cols
+    # a label column a caller adds (e.g. which model) groups, and is never averaged
+    two = pd.concat([df.assign(model="a"), df.assign(model="b")])
+    by_model = de.summarize(two, by=["model", "context"])
+    assert "model" not in by_model.columns and len(by_model) == 2
+    assert de.summarize(two, by=None)["pred_comp"].iloc[0] == pytest.approx(summary.loc["all", "pred_comp"])
 
 
 def test_context_current_feeds_the_current_frame_in_every_slot(monkeypatch):

@@ -207,3 +207,29 @@ def test_dataset_errors(tmp_path):
     (tmp_path / "manifest.json").write_text(json.dumps({"sequences": {}}))
     with pytest.raises(FormatError, match="expected"):
         read_manifest(tmp_path)
+
+
+def test_dataset_foreground_only_drops_background_points_and_samples(tmp_path):
+    from fourdlib.data.synthetic import generate_dataset
+
+    generate_dataset(tmp_path / "sc", "scenes", 1, num_frames=3, image_size=(48, 48), n_surface=400,
+                     workers=1, progress=False, test_frac=0.0)
+    full = SequenceDataset(tmp_path / "sc", frames=3, points=200, surface_points=None, train=False)
+    fg = SequenceDataset(tmp_path / "sc", frames=3, points=200, surface_points=None, train=False,
+                         foreground_only=True)
+    seq = full.sequence(0)
+    fg_objects = np.flatnonzero(~seq.object_background)
+    on_fg = np.isin(seq.surface_instance, fg_objects)
+    assert 0 < on_fg.sum() < len(on_fg)  # the scene has both
+    a, b = full[0], fg[0]
+    assert b["surface"].shape[1] == on_fg.sum() and a["surface"].shape[1] == len(on_fg)
+    assert torch.equal(b["surface"], a["surface"][:, torch.from_numpy(on_fg)])
+    # every foreground partial point is one of the frame's foreground-labelled points
+    for s in range(3):
+        src = seq.partial_points[s][np.isin(seq.partial_instance[s], fg_objects)]
+        assert {tuple(p) for p in b["partial"][s].tolist()} <= {tuple(p) for p in src.tolist()}
+    bare = Sequence4D(times=seq.times, partial_points=seq.partial_points, surface_points=seq.surface_points)
+    bare.save(tmp_path / "bare" / "b.npz")
+    write_manifest(tmp_path / "bare", [{"file": "b.npz", "split": "train"}], {})
+    with pytest.raises(FormatError, match="foreground_only needs object_background"):
+        SequenceDataset(tmp_path / "bare", frames=2, foreground_only=True)[0]

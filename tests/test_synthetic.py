@@ -405,3 +405,20 @@ def test_bad_inputs_name_the_problem():
     v, f, *_ = merge_parts([make_part("ellipsoid", [0.1, 0.1, 0.1])])
     with pytest.raises(FormatError, match="surface_face_weight"):
         capture(v[None], f, np.eye(3), np.eye(4)[None, None], (8, 8), surface_face_weight=-np.ones(len(f)))
+
+
+def test_static_primitives_do_not_move_and_maker_options_reach_the_maker(tmp_path):
+    seq = make_primitive_sequence(3, num_frames=4, image_size=(32, 32), n_surface=128, motion=0.0, deform=0.0)
+    # GT samples are material points: a static object keeps them where they are
+    assert np.abs(seq.surface_points - seq.surface_points[0]).max() < 1e-6
+    moving = make_primitive_sequence(3, num_frames=4, image_size=(32, 32), n_surface=128)
+    assert np.abs(moving.surface_points - moving.surface_points[0]).max() > 1e-2
+    with pytest.raises(ValueError, match="motion and deform must be >= 0"):
+        make_primitive_sequence(3, num_frames=2, motion=-1.0)
+    path = generate_dataset(tmp_path / "s", "primitives", 2, num_frames=3, image_size=(32, 32), n_surface=64,
+                            workers=1, progress=False, maker_options={"motion": 0.0, "deform": 0.0})
+    m = json.loads(path.read_text())
+    assert m["info"]["maker_options"] == {"motion": 0.0, "deform": 0.0}
+    s = Sequence4D.load(tmp_path / "s" / m["sequences"][0]["file"])
+    assert s.meta["generator"]["motion"] == 0.0
+    assert np.abs(s.surface_points - s.surface_points[0]).max() < 1e-6

@@ -83,12 +83,17 @@ class SequenceDataset(torch.utils.data.Dataset):
     `torch.manual_seed` and DataLoader worker seeding make it reproducible, and resuming a
     run with its RNG state replays it). train=False: the first S frames and a fixed draw per
     sequence, the same every epoch.
+
+    foreground_only=True keeps only the objects that are not background (floor, walls:
+    `object_background`), in the partial clouds and the GT samples alike: the "Foreground"
+    setting of scene-level evaluations (DynaTok's Kubric table); False is "FG+BG".
     """
 
     def __init__(self, folder, split: str | None = None, frames: int | None = 8, points: int = 2048,
                  surface_points: int | None = 2048, train: bool = True, cache: bool = True,
-                 kinds: list[str] | None = None):
+                 kinds: list[str] | None = None, foreground_only: bool = False):
         self.folder = Path(folder)
+        self.foreground_only = bool(foreground_only)
         self.manifest = read_manifest(folder)
         entries = self.manifest["sequences"]
         if split is not None:
@@ -124,9 +129,30 @@ class SequenceDataset(torch.utils.data.Dataset):
         seq = Sequence4D(times=full.times, partial_points=full.partial_points,
                          surface_points=full.surface_points, surface_normals=full.surface_normals,
                          surface_visible=full.surface_visible, meta=full.meta)
+        if self.foreground_only:
+            seq = self._foreground(full, seq, i)
         if self.cache:
             self._cache[i] = seq
         return seq
+
+    def _foreground(self, full: Sequence4D, seq: Sequence4D, i: int) -> Sequence4D:
+        name = self.entries[i]["file"]
+        if full.object_background is None or full.partial_instance is None or full.surface_instance is None:
+            raise FormatError(f"{name}: foreground_only needs object_background, partial_instance and "
+                              "surface_instance (a scene from the generator or the Kubric converter has them)")
+        fg_objects = np.flatnonzero(~full.object_background)
+        keep = [np.isin(inst, fg_objects) for inst in full.partial_instance]
+        empty = [t for t, k in enumerate(keep) if not k.any()]
+        if empty:
+            raise FormatError(f"{name}: frames {empty} see no foreground object; foreground_only cannot "
+                              "build a partial cloud for them")
+        cols = np.isin(full.surface_instance, fg_objects)
+        if not cols.any():
+            raise FormatError(f"{name}: no GT surface sample lies on a foreground object")
+        pick = (lambda a: None if a is None else a[:, cols])
+        return Sequence4D(times=seq.times, partial_points=[p[k] for p, k in zip(full.partial_points, keep)],
+                          surface_points=pick(seq.surface_points), surface_normals=pick(seq.surface_normals),
+                          surface_visible=pick(seq.surface_visible), meta=seq.meta)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         seq = self._points_of(i)

@@ -586,14 +586,15 @@ def load_model(path, config: DynaTokConfig | None = None, map_location="cpu") ->
     return model.eval()
 
 
-def make_dataset(cfg: DynaTokConfig, folder, split: str | None = None, train: bool = True):
+def make_dataset(cfg: DynaTokConfig, folder, split: str | None = None, train: bool = True, **options):
     """The SequenceDataset this config trains (train=True: cfg.train_frames, random windows)
-    or evaluates on (train=False: cfg.eval_frames, fixed draws)."""
+    or evaluates on (train=False: cfg.eval_frames, fixed draws). options go to
+    SequenceDataset (e.g. foreground_only=True)."""
     from ..data.dataset import SequenceDataset
 
     return SequenceDataset(folder, split=split, frames=cfg.train_frames if train else cfg.eval_frames,
                            points=cfg.input_points,
-                           surface_points=cfg.train_points if train else cfg.eval_points, train=train)
+                           surface_points=cfg.train_points if train else cfg.eval_points, train=train, **options)
 
 
 def count_parameters(model: nn.Module) -> int:

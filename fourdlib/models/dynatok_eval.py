@@ -219,7 +219,10 @@ def summarize(df: pd.DataFrame, by: str | list[str] | None = "context") -> pd.Da
     if df.empty:
         raise ValueError("summarize: empty DataFrame")
     skip = {"sequence", "frame", "frame_index", "context", "norm", "file"}
-    metrics = [c for c in df.columns if c not in skip and (by is None or c not in ([by] if isinstance(by, str) else by))]
+    keys = [] if by is None else [by] if isinstance(by, str) else list(by)
+    # numeric columns only: labels a caller added (e.g. a "model" column) are not metrics
+    metrics = [c for c in df.columns if c not in skip and c not in keys and pd.api.types.is_numeric_dtype(df[c])
+               and not pd.api.types.is_bool_dtype(df[c])]
     if by is None:
         out = df[metrics].mean().to_frame().T
         out["frames"] = len(df)

@@ -253,13 +253,19 @@ def apply_poses(poses, vertices):
 
 def make_primitive_sequence(seed: int, *, num_frames: int = 16, duration: float = 2.0,
                             image_size=(128, 128), n_surface: int = 4096, num_parts=(2, 5),
-                            scale: float = 0.3, deform: float = 0.5, camera: CameraSpec | None = None,
-                            depth_noise: float = 0.0, meta: dict | None = None) -> Sequence4D:
+                            scale: float = 0.3, deform: float = 0.5, motion: float = 1.0,
+                            camera: CameraSpec | None = None, depth_noise: float = 0.0,
+                            meta: dict | None = None) -> Sequence4D:
     """A random composition of 2-5 primitives (one object, unique per seed), moving rigidly
     and twisting by up to `deform` radians, filmed by one orbiting depth camera.
 
+    motion scales the rigid motion (rotation up to motion * 180 degrees, shift up to
+    motion * 0.3 m); motion=0 and deform=0 give a static object that only the camera
+    circles, where every frame's hidden side is exactly what another frame saw.
     Deterministic for `seed`. Sizes in metres: each primitive is about `scale` m in radius.
     """
+    if not motion >= 0 or not deform >= 0:
+        raise ValueError(f"motion and deform must be >= 0, got motion={motion}, deform={deform}")
     _check_common(num_frames, image_size, n_surface, duration)
     ss = np.random.SeedSequence(seed)
     rng_shape, rng_motion, rng_cam, rng_cap = (np.random.default_rng(s) for s in ss.spawn(4))
@@ -267,14 +273,14 @@ def make_primitive_sequence(seed: int, *, num_frames: int = 16, duration: float 
     times = np.arange(num_frames) * duration / num_frames
     parts = random_composition(rng_shape, num_parts, scale)
     verts, faces, _, colors, weight = merge_parts(parts)
-    poses = rigid_motion(rng_motion, times)                          # (T, 4, 4)
+    poses = rigid_motion(rng_motion, times, np.pi * motion, 0.3 * motion)   # (T, 4, 4)
     tw = rng_motion.uniform(-1, 1) * deform * smoothstep(times / max(times[-1], 1e-9))
     V = apply_poses(poses, twist(verts, tw))                         # (T, Nv, 3)
     K, c2w = camera_path(V, camera, image_size, rng_cam)            # follows and frames the object
     info = dict(kind="primitives", name=f"primitives_{seed}", seed=int(seed),
                 num_parts=len(parts), part_kinds=[p.kind for p in parts], twist=float(tw[-1]),
                 generator=dict(num_frames=num_frames, duration=duration, image_size=list(image_size),
-                               n_surface=n_surface, scale=scale, deform=deform, camera=camera.to_dict(),
+                               n_surface=n_surface, scale=scale, deform=deform, motion=motion, camera=camera.to_dict(),
                                depth_noise=depth_noise),
                 source="fourdlib.data.synthetic", licence=LICENCE)
     info.update(meta or {})

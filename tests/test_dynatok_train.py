@@ -1,0 +1,95 @@
+"""Load-or-train: a run is identified by config, steps, seed and data; matching
+checkpoints load (bit-identical weights), anything else trains."""
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from fourdlib.data.synthetic import generate_dataset
+from fourdlib.models import dynatok_train as dt
+from fourdlib.models.dynatok import CONFIGS
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    path = tmp_path_factory.mktemp("static")
+    generate_dataset(path, "primitives", 3, num_frames=5, image_size=(32, 32), n_surface=200, workers=1,
+                     progress=False, maker_options={"motion": 0.0, "deform": 0.0})
+    return path
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("FOURD_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(dt, "REPO_CHECKPOINTS", tmp_path / "repo_checkpoints")  # no committed runs here
+    return tmp_path / "cache"
+
+
+def _same_weights(a, b):
+    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_trains_once_then_loads_the_same_weights(folder, cache):
+    cfg = CONFIGS["smoke"]
+    m1, h1, info1 = dt.load_or_train(cfg, folder, "run", steps=3, progress=False, device="cpu")
+    assert info1["source"] == "trained" and len(h1) >= 1 and "loss" in h1
+    m2, h2, info2 = dt.load_or_train(cfg, folder, "run", steps=3, progress=False, device="cpu")
+    assert info2["source"] == "cache" and _same_weights(m1, m2) and h1.equals(h2)
+    assert not m2.training
+    assert not list(cache.rglob("*.resume.pt"))  # the resume checkpoint is cleaned up
+
+
+@pytest.mark.parametrize("change", ["config", "steps", "seed", "data"])
+def test_a_different_run_under_the_same_name_retrains(folder, tmp_path, change):
+    cfg = CONFIGS["smoke"]
+    dt.load_or_train(cfg, folder, "run", steps=2, progress=False, device="cpu")
+    kw = dict(steps=2, seed=0)
+    other_folder = folder
+    if change == "config":
+        cfg = dataclasses.replace(cfg, temporal=False)
+    elif change == "steps":
+        kw["steps"] = 3
+    elif change == "seed":
+        kw["seed"] = 1
+    else:
+        other_folder = tmp_path / "moving"
+        generate_dataset(other_folder, "primitives", 3, num_frames=5, image_size=(32, 32), n_surface=200,
+                         workers=1, progress=False)
+    _, _, info = dt.load_or_train(cfg, other_folder, "run", progress=False, device="cpu", **kw)
+    assert info["source"] == "trained"
+
+
+def test_committed_checkpoint_is_preferred_and_identity_ignores_the_path(folder, tmp_path, monkeypatch):
+    cfg = CONFIGS["smoke"]
+    m1, _, info = dt.load_or_train(cfg, folder, "run", steps=2, progress=False, device="cpu")
+    repo = tmp_path / "repo_checkpoints"
+    repo.mkdir()
+    (repo / "run.pt").write_bytes(open(info["path"], "rb").read())
+    copy = tmp_path / "copy"  # the same data in another folder: same identity
+    copy.mkdir()
+    for f in folder.iterdir():
+        (copy / f.name).write_bytes(f.read_bytes())
+    m2, _, info2 = dt.load_or_train(cfg, copy, "run", steps=2, progress=False, device="cpu")
+    assert info2["source"] == "repository" and _same_weights(m1, m2)
+
+
+def test_a_corrupt_cached_checkpoint_is_retrained(folder, cache):
+    cfg = CONFIGS["smoke"]
+    _, _, info = dt.load_or_train(cfg, folder, "run", steps=2, progress=False, device="cpu")
+    with open(info["path"], "r+b") as f:
+        f.truncate(100)
+    _, _, info2 = dt.load_or_train(cfg, folder, "run", steps=2, progress=False, device="cpu")
+    assert info2["source"] == "trained"
+
+
+def test_course_data_names_and_scales(tmp_path):
+    with pytest.raises(ValueError, match="unknown data set"):
+        dt.course_data("nope", "smoke", root=tmp_path)
+    with pytest.raises(ValueError, match="convert DeformingThings4D or Kubric"):
+        dt.course_data("creatures", "full", root=tmp_path)
+    folder = dt.course_data("static", "smoke", root=tmp_path, progress=False)
+    info = json.loads((folder / "manifest.json").read_text())["info"]
+    assert info["maker_options"] == {"motion": 0.0, "deform": 0.0}
+    assert info["num_sequences"] == dt.COURSE_DATA["smoke"]["sequences"]
+    assert dt.course_data("static", "smoke", root=tmp_path) == folder  # cached, not regenerated
