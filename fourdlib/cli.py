@@ -4,6 +4,7 @@
     fourd run 03 -p scale small          run one notebook (a path, or a name prefix) with parameters
     fourd tables [ID]                    list the transcribed paper tables, or print one
     fourd complete DIR --checkpoint C --out O   complete partial point clouds with DynaTok
+    fourd train dynatok --scale full --data DIR --name RUN   train a notebook's run (torchrun-ready)
 
 Each subcommand is one ``add_<name>(subparsers)`` function that adds its parser and
 sets ``func``; add a new command by writing such a function and listing it in
@@ -183,7 +184,56 @@ def cmd_complete(args) -> int:
     return 0
 
 
-COMMANDS = [add_course, add_run, add_tables, add_complete]
+# ----------------------------------------------------------------------------- train
+
+def add_train(sub):
+    p = sub.add_parser("train", help="train a notebook's DynaTok run ahead of time (works under torchrun)",
+                       description="Train the run a notebook would train, under the same name and identity "
+                                   "(config, steps, seed, data), so that the notebook then loads it instead "
+                                   "of training. For several GPUs: torchrun --standalone --nproc_per_node=8 "
+                                   "$(which fourd) train dynatok --scale full --data DIR --device cuda. "
+                                   "The checkpoint goes to the cache ($FOURD_CACHE, default ~/.cache/fourdlib).")
+    p.add_argument("method", choices=["dynatok"])
+    p.add_argument("--scale", default="tiny", choices=["smoke", "tiny", "small", "full"], help="config row")
+    p.add_argument("--data", metavar="DIR", help="dataset folder (default: the course's synthetic --dataset)")
+    p.add_argument("--dataset", default="static", help="course data set when --data is not given "
+                                                       "(static, moving, creatures, scenes)")
+    p.add_argument("--split", default="train")
+    p.add_argument("--name", required=True, help="run name: the one the notebook prints (e.g. tiny_static_temporal)")
+    p.add_argument("--per-frame", action="store_true", help="the per-frame ablation (temporal=False)")
+    p.add_argument("--num-tokens", type=int, metavar="M", help="override the config's M (token ablation)")
+    p.add_argument("--foreground-only", action="store_true", help="scenes without background (scene table)")
+    p.add_argument("--steps", type=int, help="default: the config's")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda")
+    p.set_defaults(func=cmd_train)
+
+
+def cmd_train(args) -> int:
+    import dataclasses
+
+    from .models.dynatok import CONFIGS
+    from .models.dynatok_train import course_data, load_or_train
+
+    cfg = CONFIGS[args.scale]
+    if args.per_frame:
+        cfg = dataclasses.replace(cfg, temporal=False)
+    if args.num_tokens:
+        cfg = dataclasses.replace(cfg, num_tokens=args.num_tokens)
+    folder = args.data or course_data(args.dataset, args.scale)
+    options = {"foreground_only": True} if args.foreground_only else {}
+    try:
+        _, history, info = load_or_train(cfg, folder, args.name, steps=args.steps, split=args.split,
+                                         seed=args.seed, device=args.device, **options)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"fourd train: error: {e}", file=sys.stderr)
+        return 2
+    if info.get("path"):
+        print(f"{args.name}: {info['source']} -> {info['path']}")
+    return 0
+
+
+COMMANDS = [add_course, add_run, add_tables, add_complete, add_train]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -93,3 +93,14 @@ def test_course_data_names_and_scales(tmp_path):
     assert info["maker_options"] == {"motion": 0.0, "deform": 0.0}
     assert info["num_sequences"] == dt.COURSE_DATA["smoke"]["sequences"]
     assert dt.course_data("static", "smoke", root=tmp_path) == folder  # cached, not regenerated
+
+
+def test_fourd_train_writes_the_run_a_notebook_then_loads(folder, cache, capsys):
+    from fourdlib.cli import main
+
+    assert main(["train", "dynatok", "--scale", "smoke", "--data", str(folder), "--name", "cli_run",
+                 "--steps", "2", "--per-frame", "--device", "cpu"]) == 0
+    assert "trained ->" in capsys.readouterr().out
+    cfg = dataclasses.replace(CONFIGS["smoke"], temporal=False)
+    _, _, info = dt.load_or_train(cfg, folder, "cli_run", steps=2, progress=False, device="cpu")
+    assert info["source"] == "cache"

@@ -228,6 +228,13 @@ def test_dataset_foreground_only_drops_background_points_and_samples(tmp_path):
     for s in range(3):
         src = seq.partial_points[s][np.isin(seq.partial_instance[s], fg_objects)]
         assert {tuple(p) for p in b["partial"][s].tolist()} <= {tuple(p) for p in src.tolist()}
+    # training batches need the same number of GT rows from every sequence: fewer foreground
+    # samples than asked for are repeated, never padded with background or zeros
+    many = SequenceDataset(tmp_path / "sc", frames=3, points=200, surface_points=int(on_fg.sum()) + 50,
+                           train=True, foreground_only=True)[0]
+    assert many["surface"].shape[1] == on_fg.sum() + 50
+    fg_rows = {tuple(p) for p in b["surface"][0].tolist()}
+    assert {tuple(p) for p in many["surface"][0].tolist()} <= fg_rows
     bare = Sequence4D(times=seq.times, partial_points=seq.partial_points, surface_points=seq.surface_points)
     bare.save(tmp_path / "bare" / "b.npz")
     write_manifest(tmp_path / "bare", [{"file": "b.npz", "split": "train"}], {})

@@ -47,8 +47,98 @@ def check_dynatok_tokenization(m):
     assert m["max_change_shuffled"] < 1e-4 and m["max_change_doubled"] < 1e-4
 
 
+def check_dynatok_latents(m):
+    # 1. intra-frame = block-diagonal mask = attention per frame; cross-frame reaches other frames
+    assert m["intra_mask_vs_batched_frames"] < 1e-5
+    assert m["intra_weight_outside_frame"] == 0.0 and m["cross_weight_outside_frame"] > 0.1
+    # the per-frame ablation carries nothing between frames; the temporal model does
+    assert m["perframe_max_change_other_frames"] < 1e-6 < m["perframe_max_change_altered_frame"]
+    assert m["temporal_max_change_other_frames"] > 1e-3
+    # 2. RoPE from scratch = library; translation-invariant scores, unlike an absolute embedding
+    assert m["rope_max_diff_library"] < 1e-5
+    assert m["rope_max_change_translated"] < 1e-4 * max(1.0, m["rope_score_scale"])
+    assert m["abs_max_change_translated"] > 100 * m["rope_max_change_translated"]
+    # 3. residual latents: identities of the construction, untrained and trained
+    assert m["max_abs_H1"] == 0.0 and m["trained_max_abs_H1"] == 0.0
+    assert m["max_abs_Z_minus_G_plus_H"] == 0.0
+    assert m["frame1_decode_Z_vs_G"] < 1e-5  # Z_1 = G, same noise -> same points
+    # 4. trained: finite positive distances and ratios, angles of a camera turn
+    for name in ("decode(Z_s)", "decode(G)", "partial input"):
+        for metric in ("completeness", "accuracy"):
+            assert 0 < m["frames_after_1"][name][metric] < float("inf")
+    assert m["h_rel_trained"] > 0 and m["h_rel_untrained"] > 0
+    assert -1 <= m["h_rel_angle_correlation"] <= 1
+    assert 0 < m["max_view_angle_deg"] <= 180
+
+
+def check_dynatok_flow_matching(m):
+    assert m["toy_loss_matches_library"] == 1.0  # the four-line loss is the library's
+    assert m["exact_field_max_miss"] < 1e-3  # the exact field carries every sample onto a data point
+    assert m["toy_radius_error"] < m["toy_radius_error_prior"]  # the trained toy flow moves noise to the ring
+    for key in ("DynaTok", "DynaTok (current)", "per-frame"):
+        r = m[key]
+        assert all(r[c] > 0 for c in ("pred_acc", "pred_comp", "pred_comp_visible", "pred_acc_visible"))
+        assert 0 < r["pred_nc"] <= 1
+    assert m["input"]["input_acc_visible"] > 0
+    assert set(m["ode_accuracy"]) >= {"euler_1", "heun_1", "euler_4", "heun_4"}
+
+
+def check_dynatok_tables(m):
+    def check_row(r):  # one paper-table row: its three metrics, in range
+        assert set(r) == {"Acc", "Comp", "NC"}
+        assert r["Acc"] > 0 and r["Comp"] > 0 and 0 < r["NC"] <= 1
+
+    if "object_level" not in m:  # a record of one table row (record(..., table=, variant=))
+        if "Acc" in m:  # ablation: one unnamed setting
+            check_row(m)
+        else:
+            assert m and set(m) <= {"Unseen Motion", "Unseen Indiv.", "Foreground", "FG+BG"}
+            for r in m.values():
+                check_row(r)
+        return
+    for rows in m["object_level"].values():
+        assert set(rows) == {"Unseen Motion", "Unseen Indiv."}  # both DT4D-like splits exist, even at smoke
+        for r in rows.values():
+            check_row(r)
+    assert set(m["scene_level"]) == {"Foreground", "FG+BG"}
+    for r in m["scene_level"].values():
+        check_row(r)
+    ab = m["ablation"]
+    for r in ab.values():
+        check_row(r)
+    # the ablation reuses the object-level evaluations of its split: exactly the same numbers
+    assert ab["Full"] == m["object_level"]["DynaTok"]["Unseen Indiv."]
+    assert ab["Per-frame Only"] == m["object_level"]["Per-frame ablation"]["Unseen Indiv."]
+    # token rows: distinct M in 1..num_tokens; the row with the config's M is the Full model itself
+    Ms = list(m["tokens"].values())
+    assert len(set(Ms)) == len(Ms) and all(1 <= M <= m["num_tokens"] for M in Ms)
+    assert set(m["tokens"]) <= set(ab)
+    for label, M in m["tokens"].items():
+        if M == m["num_tokens"]:
+            assert ab[label] == ab["Full"]
+    # the three visibility regions partition the GT: shares sum to 1, completeness recombines exactly
+    assert sum(m["region_share"].values()) == pytest.approx(1, abs=1e-9)
+    assert m["comp_partition_error"] < 1e-9
+    # a frame's input covers what that frame saw far better than what only other frames saw
+    ref = m["regions"]["input (partial cloud of the frame)"]
+    assert ref["visible"] < ref["hidden_seen_elsewhere"]
+    assert m["train_steps"] >= 1 and all(n >= 1 for n in m["frames_evaluated"].values())
+
+
 CHECKS = {"00_4d_data": check_4d_data, "00_metrics": check_metrics,
-          "01_dynatok_tokenization": check_dynatok_tokenization}
+          "01_dynatok_tokenization": check_dynatok_tokenization,
+          "02_dynatok_latents": check_dynatok_latents,
+          "03_dynatok_flow_matching": check_dynatok_flow_matching,
+          "04_dynatok_tables": check_dynatok_tables}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def course_cache(tmp_path_factory):
+    """Data and trained runs of this test session only (never the user's ~/.cache/fourdlib);
+    shared by the notebooks, as in a course run, so a run one notebook trains the next loads."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FOURD_CACHE", str(tmp_path_factory.mktemp("fourd_cache")))
+        yield
 
 
 @pytest.mark.slow

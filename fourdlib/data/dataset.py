@@ -70,7 +70,9 @@ class SequenceDataset(torch.utils.data.Dataset):
     Each item is a dict of tensors:
       partial          (S, N, 3)  partial cloud per frame, N points drawn without
                                   replacement (with replacement when a frame has fewer)
-      surface          (S, Ns, 3) GT surface samples, Ns = `surface_points` (all if None)
+      surface          (S, Ns, 3) GT surface samples, Ns = `surface_points` (all if None;
+                                  a sequence with fewer: all of them in evaluation, and
+                                  some repeated in training so that batches stack)
       surface_normals  (S, Ns, 3)
       visible          (S, Ns)    bool, sample seen by the camera of that frame
       frames           (S,)       frame indices in the sequence;  times (S,) seconds
@@ -170,8 +172,12 @@ class SequenceDataset(torch.utils.data.Dataset):
                "times": torch.from_numpy(seq.times[frames.numpy()]).float(), "index": torch.tensor(i)}
         if seq.surface_points is not None:
             n_all = seq.surface_points.shape[1]
-            sel = (torch.arange(n_all) if self.Ns is None or self.Ns >= n_all
-                   else torch.randperm(n_all, generator=gen)[: self.Ns])          # same rows every frame
+            if self.Ns is None or (self.Ns >= n_all and not self.train):
+                sel = torch.arange(n_all)                 # evaluation scores every sample there is
+            elif self.Ns > n_all:                         # training batches need Ns rows: repeat some
+                sel = torch.cat([torch.randperm(n_all), torch.randint(0, n_all, (self.Ns - n_all,))])
+            else:
+                sel = torch.randperm(n_all, generator=gen)[: self.Ns]                # same rows every frame
             f = frames.numpy()[:, None]
             out["surface"] = torch.from_numpy(seq.surface_points[f, sel.numpy()])
             if seq.surface_normals is not None:

@@ -26,7 +26,8 @@ anywhere). `load_or_train` looks for a checkpoint with that name, first among th
 committed to the repository (`checkpoints/dynatok/`, so that a student's laptop loads
 instead of training), then in the cache (`$FOURD_CACHE`, default ~/.cache/fourdlib); it
 loads one whose identity matches and trains (and caches) otherwise. An interrupted
-training resumes from its last checkpoint.
+training resumes from its last checkpoint. `fourd train dynatok --name RUN ...` trains a
+run ahead of time, also under torchrun on several GPUs (rank 0 writes the checkpoint).
 """
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ DATASETS = {
 # sequences per data set, frames per sequence, image size and GT samples, per scale.
 # smoke: seconds (CI). tiny: a few minutes of generation on 2 cores. small: one GPU node.
 COURSE_DATA = {
-    "smoke": dict(sequences=6, num_frames=8, image_size=(48, 48), n_surface=512),
+    "smoke": dict(sequences=16, num_frames=8, image_size=(48, 48), n_surface=512),  # 16: every creature split
     "tiny": dict(sequences=48, num_frames=16, image_size=None, n_surface=None),
     "small": dict(sequences=512, num_frames=16, image_size=None, n_surface=None),
 }
@@ -172,6 +173,8 @@ def load_or_train(cfg: DynaTokConfig, folder, name: str, *, steps: int | None = 
     t0 = time.time()
     history = train(model, loss, dataset, tc)
     seconds = time.time() - t0
+    if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_rank() > 0:
+        return model.eval(), pd.DataFrame(history), {"source": "trained", "path": None, "train_seconds": seconds}
     from ..repro import git_commit
 
     dev = next(model.parameters()).device

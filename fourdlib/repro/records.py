@@ -286,7 +286,9 @@ def record(metrics: Mapping, *, scale: str, seed: int, data, notebook: str | Non
     if path is None:
         folder = Path(os.environ.get(RECORD_DIR_ENV) or "records")
         stem = notebook or "interactive"
-        path = folder / f"{stem}{'.' + _slug(variant) if variant else ''}{RECORD_SUFFIX}"
+        # the table is part of the name: one notebook may record a "DynaTok" row in two tables
+        parts = [stem] + [_slug(x) for x in (table, variant) if x]
+        path = folder / f"{'.'.join(parts)}{RECORD_SUFFIX}"
     path = Path(path)
 
     rec = dict(
