@@ -54,6 +54,9 @@ def main(argv=None):
                     help="creatures: motions each individual performs (default 4)")
     ap.add_argument("--unseen-individual-frac", type=float, default=None,
                     help="creatures: fraction of individuals held out whole (default 0.15)")
+    ap.add_argument("--static", action="store_true",
+                    help="primitives: objects that do not move or deform (only the camera moves), the "
+                         "course's 'static' set where every hidden side was seen by another frame")
     ap.add_argument("--compress", action="store_true",
                     help="compressed npz: ~2.7x smaller files, ~1.5x slower generation")
     ap.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --out")
@@ -68,9 +71,12 @@ def main(argv=None):
         split_options["unseen_individual_frac"] = args.unseen_individual_frac
     if split_options and args.kind != "creatures":
         ap.error("--motions-per-individual / --unseen-individual-frac apply to --kind creatures only")
+    if args.static and args.kind != "primitives":
+        ap.error("--static applies to --kind primitives only")
     generate_dataset(args.out, args.kind, args.num, num_frames=args.frames, seed=args.seed, image_size=size,
                      n_surface=args.surface, workers=args.workers, compress=args.compress,
                      overwrite=args.overwrite, test_frac=args.test_frac, mixed_frac=args.mixed_frac,
+                     maker_options={"motion": 0.0, "deform": 0.0} if args.static else None,
                      **split_options)
 
 

@@ -2,6 +2,7 @@
 checkpoints load (bit-identical weights), anything else trains."""
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -92,7 +93,14 @@ def test_course_data_names_and_scales(tmp_path):
     info = json.loads((folder / "manifest.json").read_text())["info"]
     assert info["maker_options"] == {"motion": 0.0, "deform": 0.0}
     assert info["num_sequences"] == dt.COURSE_DATA["smoke"]["sequences"]
+    stamp = (folder / "manifest.json").stat().st_mtime_ns
     assert dt.course_data("static", "smoke", root=tmp_path) == folder  # cached, not regenerated
+    assert (folder / "manifest.json").stat().st_mtime_ns == stamp
+    smaller = {**dt.COURSE_DATA["smoke"], "sequences": 3}    # the sizes changed: generated again
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(dt.COURSE_DATA, "smoke", smaller)
+        dt.course_data("static", "smoke", root=tmp_path, progress=False)
+    assert json.loads((folder / "manifest.json").read_text())["info"]["num_sequences"] == 3
 
 
 def test_fourd_train_writes_the_run_a_notebook_then_loads(folder, cache, capsys):
@@ -104,3 +112,33 @@ def test_fourd_train_writes_the_run_a_notebook_then_loads(folder, cache, capsys)
     cfg = dataclasses.replace(CONFIGS["smoke"], temporal=False)
     _, _, info = dt.load_or_train(cfg, folder, "cli_run", steps=2, progress=False, device="cpu")
     assert info["source"] == "cache"
+
+
+COMMITTED = sorted((Path(__file__).resolve().parents[1] / "checkpoints" / "dynatok").glob("*.pt"))
+
+
+@pytest.mark.skipif(not COMMITTED, reason="no checkpoints committed under checkpoints/dynatok/")
+@pytest.mark.parametrize("path", COMMITTED, ids=[p.stem for p in COMMITTED])
+def test_committed_checkpoints_load_and_are_what_the_notebooks_ask_for(path):
+    """A committed run loads with today's code, and its identity is the one the notebooks
+    compute today (else they would silently retrain instead of loading it)."""
+    from fourdlib.models.dynatok import load_model
+    from fourdlib.train.checkpoint import load_checkpoint
+
+    model = load_model(path)
+    state = load_checkpoint(path)
+    scale, dataset, variant = path.stem.split("_")[:3]
+    expected = CONFIGS[scale] if variant == "temporal" else dataclasses.replace(CONFIGS[scale], temporal=False)
+    assert model.cfg == expected, f"{path.name}: config differs from CONFIGS[{scale!r}]; retrain and recommit it"
+    assert state["step"] == expected.steps and state["seed"] == 0
+    kind, options = dt.DATASETS[dataset]
+    size = dt.COURSE_DATA[scale]
+    data = state["data"]
+    assert (data["kind"], data["num_sequences"], data["num_frames"], data["maker_options"], data["split"]) == \
+        (kind, size["sequences"], size["num_frames"], options, "train")
+    for key in ("history", "train_seconds", "device", "commit"):
+        assert state[key], f"{path.name} lacks its provenance field {key!r}"
+    # it runs: a forward pass on a random window gives finite velocities
+    x = torch.rand(1, 2, expected.input_points, 3) * 2 - 1
+    v, _ = model(x, torch.rand(1, 2, 16, 3), torch.rand(1, 2))
+    assert torch.isfinite(v).all()

@@ -167,18 +167,19 @@ class DynaTokConfig:
 # 8 sequences per GPU on 8 GPUs (torchrun: batch_size is per process). Not in the paper,
 # so ours: D = 512 with 8 heads, 2 tokenizer + 12 spatio-temporal + 6 decoder layers (about
 # ViT-B's width and depth; 71M parameters), the warm-up length, 2048 GT points per frame as
-# targets, and the ODE steps. tiny is the CPU prototype (1.8M parameters, ~0.5 s a
-# step on 2 cores: 2000 steps in ~17 min); small is sized for about an hour on one GPU
-# (untimed: 40 s a step on 2 CPU cores); smoke runs in seconds.
+# targets, the ODE steps, and coordinates aligned to frame 1 (norm_frame="first", the frame
+# the residual latents refer to). tiny is the CPU prototype (1.8M parameters, ~0.5 s
+# a step on 2 idle cores: 1200 steps in ~10 min); small is sized for about an hour on one
+# GPU (untimed: 40 s a step on 2 CPU cores); smoke runs in seconds.
 _COLUMNS = ("input_points", "num_tokens", "dim", "heads", "tok_depth", "st_depth", "dec_depth",
             "train_frames", "eval_frames", "train_points", "eval_points", "sample_steps",
-            "steps", "batch_size", "lr", "warmup_steps")
+            "steps", "batch_size", "lr", "warmup_steps", "norm_frame")
 _TABLE = {
-    #          N     M    D    heads tok  st  dec   S  S_eval x1    eval  ode   steps   batch lr    warm-up
-    "smoke": (128,   16,  32,  2,    1,   2,  1,    4,  4,   128,  256,  4,    20,      2,   1e-3, 2),
-    "tiny":  (512,   32,  128, 4,    1,   4,  2,    8,  16,  512,  2048, 16,   2000,    4,   1e-3, 100),
-    "small": (2048,  128, 256, 8,    2,   8,  3,    8,  16,  2048, 8192, 32,   30_000,  8,   1e-3, 1000),
-    "full":  (8192,  512, 512, 8,    2,   12, 6,    8,  16,  2048, 8192, 64,   250_000, 8,   1e-3, 5000),
+    #          N     M    D    heads tok  st  dec   S  S_eval x1    eval  ode   steps   batch lr    warm-up norm
+    "smoke": (128,   16,  32,  2,    1,   2,  1,    4,  4,   128,  256,  4,    20,      2,   1e-3, 2,    "first"),
+    "tiny":  (512,   32,  128, 4,    1,   4,  2,    8,  16,  512,  2048, 16,   1200,    4,   1e-3, 100,  "first"),
+    "small": (2048,  128, 256, 8,    2,   8,  3,    8,  16,  2048, 8192, 32,   30_000,  8,   1e-3, 1000, "first"),
+    "full":  (8192,  512, 512, 8,    2,   12, 6,    8,  16,  2048, 8192, 64,   250_000, 8,   1e-3, 5000, "first"),
 }
 CONFIGS: dict[str, DynaTokConfig] = {name: DynaTokConfig(**dict(zip(_COLUMNS, row, strict=True)))
                                      for name, row in _TABLE.items()}

@@ -89,6 +89,14 @@ def course_data(name: str, scale: str, *, seed: int = 0, root=None, progress: bo
     kind, options = DATASETS[name]
     size = COURSE_DATA[scale]
     folder = Path(root or cache_dir() / "data") / f"{name}_{scale}_seed{seed}"
+    want = {"kind": kind, "num_sequences": size["sequences"], "num_frames": size["num_frames"],
+            "maker_options": options}
+    if (folder / "manifest.json").exists():   # cached: reuse it unless COURSE_DATA has changed since
+        info = read_manifest(folder).get("info", {})
+        if {k: info.get(k) for k in want} != want:
+            if progress:
+                print(f"{folder} was generated with other sizes; generating it again")
+            (folder / "manifest.json").unlink()
     if not (folder / "manifest.json").exists():
         generate_dataset(folder, kind, size["sequences"], num_frames=size["num_frames"], seed=seed,
                          image_size=size["image_size"], n_surface=size["n_surface"], progress=progress,
