@@ -29,7 +29,7 @@ def _run_args(p: argparse.ArgumentParser):
     p.add_argument("--notebooks", metavar="DIR", help="notebooks folder (default: the checkout's "
                                                       "notebooks/)")
     p.add_argument("--timeout", type=float, metavar="SECONDS",
-                   help="wall-clock limit per notebook (default by scale: smoke 600, tiny 1800, "
+                   help="wall-clock limit per notebook (default by scale: smoke 600, tiny 3600, "
                         "small 14400, full none; 0 = none)")
     p.add_argument("--cell-timeout", type=float, metavar="SECONDS", help="limit per cell (default none)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")

@@ -48,7 +48,7 @@ NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
 COURSE_PARAMETERS = ("scale", "device", "seed")
 # Wall-clock limit per notebook (seconds) by scale; None = no limit. "tiny" is meant
 # to take minutes on a laptop CPU; "small" about an hour on one GPU.
-DEFAULT_TIMEOUT = {"smoke": 600, "tiny": 1800, "small": 4 * 3600, "full": None, None: 1800}
+DEFAULT_TIMEOUT = {"smoke": 600, "tiny": 3600, "small": 4 * 3600, "full": None, None: 3600}  # tiny: a notebook may train two ~10-min models
 ERROR_MARKER_TAG = "papermill-error-cell-tag"  # cells papermill adds to a failed notebook
 
 

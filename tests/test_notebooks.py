@@ -81,6 +81,9 @@ def check_dynatok_flow_matching(m):
         assert 0 < r["pred_nc"] <= 1
     assert m["input"]["input_acc_visible"] > 0
     assert set(m["ode_accuracy"]) >= {"euler_1", "heun_1", "euler_4", "heun_4"}
+    n = m["sequences_evaluated"]
+    assert n >= 1 and all(0 <= k <= n for d in ("sequences_dynatok_beats_perframe", "sequences_all_beats_current")
+                          for k in m[d].values())
 
 
 def check_dynatok_tables(m):

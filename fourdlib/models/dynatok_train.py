@@ -170,6 +170,8 @@ def load_or_train(cfg: DynaTokConfig, folder, name: str, *, steps: int | None = 
             if progress:
                 print(f"{name}: {path} does not match this run ({why}); training instead")
     path = checkpoint_paths(name)[1]
+    if progress:
+        print(f"{name}: training {steps} steps -> {path}")
     torch.manual_seed(seed)
     model = DynaTok(cfg)
     dataset = make_dataset(cfg, folder, split, train=True, **dataset_options)
