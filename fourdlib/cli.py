@@ -197,7 +197,7 @@ def add_train(sub):
     p.add_argument("--scale", default="tiny", choices=["smoke", "tiny", "small", "full"], help="config row")
     p.add_argument("--data", metavar="DIR", help="dataset folder (default: the course's synthetic --dataset)")
     p.add_argument("--dataset", default="static", help="course data set when --data is not given "
-                                                       "(static, moving, creatures, scenes)")
+                                                       "(static, creatures, scenes)")
     p.add_argument("--split", default="train")
     p.add_argument("--name", required=True, help="run name: the one the notebook prints (e.g. tiny_static_temporal)")
     p.add_argument("--per-frame", action="store_true", help="the per-frame ablation (temporal=False)")

@@ -9,7 +9,6 @@ Data sets of the notebooks (all from fourdlib.data.synthetic, deterministic for 
                 camera circles them, so what frame s cannot see is exactly what another
                 frame saw. The data where the temporal path MUST pay off: the notebooks'
                 headline comparison (temporal vs per-frame) runs here.
-    moving      the same compositions moving rigidly and twisting (the generator's default).
     creatures   skinned animals with DeformingThings4D-like splits: train, unseen_motion,
                 unseen_individual (the object-level table).
     scenes      MOVi-like scenes: foreground objects on a floor (the scene-level table:
@@ -53,7 +52,6 @@ REPO_CHECKPOINTS = Path(__file__).resolve().parents[2] / "checkpoints" / "dynato
 # kind of generator and its options, per notebook data set
 DATASETS = {
     "static": ("primitives", {"motion": 0.0, "deform": 0.0}),
-    "moving": ("primitives", {}),
     "creatures": ("creatures", {}),
     "scenes": ("scenes", {}),
 }
@@ -90,7 +88,8 @@ def course_data(name: str, scale: str, *, seed: int = 0, root=None, progress: bo
     size = COURSE_DATA[scale]
     folder = Path(root or cache_dir() / "data") / f"{name}_{scale}_seed{seed}"
     want = {"kind": kind, "num_sequences": size["sequences"], "num_frames": size["num_frames"],
-            "maker_options": options}
+            "maker_options": options, "n_surface": size["n_surface"],
+            "image_size": list(size["image_size"]) if size["image_size"] else None}
     if (folder / "manifest.json").exists():   # cached: reuse it unless COURSE_DATA has changed since
         info = read_manifest(folder).get("info", {})
         if {k: info.get(k) for k in want} != want:
