@@ -122,16 +122,12 @@ def checkpoint_paths(name: str) -> list[Path]:
     return [REPO_CHECKPOINTS / f"{name}.pt", cache_dir() / "checkpoints" / "dynatok" / f"{name}.pt"]
 
 
-def _matches(path: Path, cfg: DynaTokConfig, steps: int, seed: int, data: dict) -> str | None:
-    """None if the checkpoint at path is this run, else why not."""
-    try:
-        state = load_checkpoint(path)
-    except CheckpointError as e:
-        return str(e)
+def _mismatch(state: dict, cfg: DynaTokConfig, steps: int, seed: int, data: dict) -> str | None:
+    """None if the checkpoint `state` is this run, else why not."""
+    want = dataclasses.asdict(cfg)
     stored = {k: v for k, v in (state.get("model_config") or {}).items() if k != "name"}
-    if stored != dataclasses.asdict(cfg):
-        diff = sorted(k for k in set(stored) | set(dataclasses.asdict(cfg))
-                      if stored.get(k) != dataclasses.asdict(cfg).get(k))
+    if stored != want:
+        diff = sorted(k for k in set(stored) | set(want) if stored.get(k) != want.get(k))
         return f"another model config ({', '.join(diff)})"
     if state.get("step") != steps or state.get("seed") != seed:
         return f"{state.get('step')} steps / seed {state.get('seed')}, not {steps} / {seed}"
@@ -156,9 +152,12 @@ def load_or_train(cfg: DynaTokConfig, folder, name: str, *, steps: int | None = 
         for path in checkpoint_paths(name):
             if not path.exists():
                 continue
-            why = _matches(path, cfg, steps, seed, data)
-            if why is None:
+            try:
                 state = load_checkpoint(path)
+                why = _mismatch(state, cfg, steps, seed, data)
+            except CheckpointError as e:  # truncated or foreign: train anew, and say why
+                why = str(e)
+            if why is None:
                 source = "repository" if path.parent == REPO_CHECKPOINTS else "cache"
                 if progress:
                     print(f"{name}: loaded {steps} trained steps from {path} ({source}; trained in "
