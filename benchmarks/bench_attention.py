@@ -1,4 +1,4 @@
-"""Forward + backward timings of the attention paths in fourdlib.nn.
+"""Forward + backward timings of the attention paths in fourdlib.layers.
 
     python benchmarks/bench_attention.py                  # CPU
     python benchmarks/bench_attention.py --device cuda    # + flash / mem-efficient / xformers
@@ -20,7 +20,7 @@ import time
 import torch
 from tqdm import tqdm
 
-from fourdlib.nn import attention, cu_seqlens_from_lengths, varlen_attention
+from fourdlib.layers import attention, cu_seqlens_from_lengths, varlen_attention
 
 
 def timed(fn, inputs, device, repeats):

@@ -17,7 +17,8 @@ import argparse
 import os
 import torch
 
-from fourdlib.models.dynatok import CONFIGS, DynaTok, count_parameters, decode, loss, normalize_batch
+from fourdlib.models.dynatok import CONFIGS, DynaTok, decode, loss, normalize_batch
+from fourdlib.train.runs import count_parameters
 from timing import best_time  # benchmarks/timing.py
 
 

@@ -3,8 +3,10 @@
     fourd course --scale tiny            run the notebook series, summary in runs/<stamp>-tiny/
     fourd run 03 -p scale small          run one notebook (a path, or a name prefix) with parameters
     fourd tables [ID]                    list the transcribed paper tables, or print one
-    fourd complete DIR --checkpoint C --out O   complete partial point clouds with DynaTok
+    fourd infer dynatok DIR --checkpoint C --out O   a trained method on your data (fourd complete: DynaTok's)
     fourd train dynatok --scale full --data DIR --name RUN   train a notebook's run (torchrun-ready)
+
+Methods come from the registry fourdlib.models.METHODS.
 
 Each subcommand is one ``add_<name>(subparsers)`` function that adds its parser and
 sets ``func``; add a new command by writing such a function and listing it in
@@ -137,95 +139,103 @@ def cmd_tables(args) -> int:
     return 0
 
 
-# ----------------------------------------------------------------------------- complete
+# ----------------------------------------------------------------------------- infer / complete
+
+def add_infer(sub):
+    from .models import METHODS
+
+    p = sub.add_parser("infer", help="run a trained method on your own data", add_help=False,
+                       description="fourd infer METHOD ARGS...: the method's own command line "
+                                   "(`fourd infer METHOD --help` lists its options).")
+    p.add_argument("method", choices=sorted(METHODS), help="one of: " + ", ".join(sorted(METHODS)))
+    p.add_argument("args", nargs=argparse.REMAINDER, help="the method's arguments")
+    p.set_defaults(func=cmd_infer)
+
+
+def cmd_infer(args) -> int:
+    import importlib
+
+    from .models import METHODS
+
+    infer = importlib.import_module(f"{METHODS[args.method]}.infer")
+    return infer.main(args.args, prog=f"fourd infer {args.method}")
+
 
 def add_complete(sub):
-    p = sub.add_parser("complete", help="complete a sequence of partial point clouds with DynaTok",
-                       description="Read partial point clouds (a Sequence4D .npz, or a folder of per-frame "
-                                   ".npy / .ply files sorted by name), complete every frame with a trained "
-                                   "DynaTok checkpoint, and write OUT/completed.npz (a Sequence4D whose "
-                                   "surface_points are the prediction), OUT/frames/frame_NNNN.ply and "
-                                   "OUT/view.html (input and completion side by side, k3d).")
-    p.add_argument("input", metavar="INPUT", help="a Sequence4D .npz, or a folder of frames (at least 2)")
-    p.add_argument("--checkpoint", required=True, metavar="CKPT", help="written by dynatok.save_model")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--points", type=int, metavar="N", help="points per output frame (default: the config's)")
-    p.add_argument("--steps", type=int, metavar="K", help="ODE steps (default: the config's)")
-    p.add_argument("--method", choices=["euler", "midpoint", "heun", "rk4"], help="ODE solver")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--window", type=int, metavar="W", help="frames encoded together (default: the config's)")
-    p.add_argument("--config", choices=["smoke", "tiny", "small", "full"],
-                   help="for a checkpoint written without its model config (by fourdlib.train.train)")
-    p.add_argument("--no-html", action="store_true", help="do not write the k3d view OUT/view.html")
+    p = sub.add_parser("complete", help="complete partial point clouds with DynaTok (= fourd infer dynatok)",
+                       add_help=False)
+    p.add_argument("args", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_complete)
 
 
 def cmd_complete(args) -> int:
-    import torch
+    from .models.dynatok import infer
 
-    from .data.sequence import FormatError
-    from .models.dynatok import CONFIGS
-    from .models.dynatok_infer import complete_sequence, write_completion
-    from .train.checkpoint import CheckpointError
-
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        seq = complete_sequence(args.input, args.checkpoint, args.points, args.steps, args.method,
-                                device=device, seed=args.seed, window=args.window,
-                                config=CONFIGS[args.config] if args.config else None, progress=True)
-        paths = write_completion(seq, args.out, html=not args.no_html)
-    except (ValueError, FormatError, CheckpointError, FileNotFoundError) as e:
-        print(f"fourd complete: error: {e}", file=sys.stderr)
-        return 2
-    T, P = seq.surface_points.shape[:2]
-    print(f"completed {T} frames x {P} points -> {paths['npz']}, {len(paths['ply'])} .ply files in "
-          f"{paths['ply'][0].parent}" + (f", view: {paths['html']}" if paths["html"] else ""))
-    return 0
+    return infer.main(args.args, prog="fourd complete")
 
 
 # ----------------------------------------------------------------------------- train
 
+def _assignment(text: str):
+    """FIELD=VALUE -> (FIELD, value read as int/float/bool/None if it looks like one)."""
+    from .course import parse_value
+
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected FIELD=VALUE, got {text!r}")
+    return name, parse_value(value)
+
+
 def add_train(sub):
-    p = sub.add_parser("train", help="train a notebook's DynaTok run ahead of time (works under torchrun)",
+    from .models import METHODS
+
+    p = sub.add_parser("train", help="train a notebook's run ahead of time (works under torchrun)",
                        description="Train the run a notebook would train, under the same name and identity "
-                                   "(config, steps, seed, data), so that the notebook then loads it instead "
-                                   "of training. For several GPUs: torchrun --standalone --nproc_per_node=8 "
-                                   "$(which fourd) train dynatok --scale full --data DIR --device cuda. "
-                                   "The checkpoint goes to the cache ($FOURD_CACHE, default ~/.cache/fourdlib).")
-    p.add_argument("method", choices=["dynatok"])
+                                   "(method, config, steps, seed, data), so that the notebook then loads it "
+                                   "instead of training. For several GPUs: torchrun --standalone "
+                                   "--nproc_per_node=8 $(which fourd) train dynatok --scale full --data DIR "
+                                   "--device cuda. The checkpoint goes to the cache ($FOURD_CACHE, default "
+                                   "~/.cache/fourdlib).")
+    p.add_argument("method", choices=sorted(METHODS), help="one of: " + ", ".join(sorted(METHODS)))
     p.add_argument("--scale", default="tiny", choices=["smoke", "tiny", "small", "full"], help="config row")
     p.add_argument("--data", metavar="DIR", help="dataset folder (default: the course's synthetic --dataset)")
-    p.add_argument("--dataset", default="static", help="course data set when --data is not given "
-                                                       "(static, creatures, scenes)")
+    p.add_argument("--dataset", default="static", help="the method's course data set when --data is not "
+                                                       "given (dynatok: static, creatures, scenes)")
     p.add_argument("--split", default="train")
     p.add_argument("--name", required=True, help="run name: the one the notebook prints (e.g. tiny_static_temporal)")
-    p.add_argument("--per-frame", action="store_true", help="the per-frame ablation (temporal=False)")
-    p.add_argument("--num-tokens", type=int, metavar="M", help="override the config's M (token ablation)")
-    p.add_argument("--foreground-only", action="store_true", help="scenes without background (scene table)")
+    p.add_argument("--set", type=_assignment, action="append", default=[], metavar="FIELD=VALUE",
+                   help="override a config field (repeatable), e.g. --set temporal=false for DynaTok's "
+                        "per-frame ablation, --set num_tokens=8")
+    p.add_argument("--data-option", type=_assignment, action="append", default=[], metavar="KEY=VALUE",
+                   help="dataset option (repeatable), e.g. foreground_only=true")
     p.add_argument("--steps", type=int, help="default: the config's")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda")
+    p.add_argument("--restart", action="store_true",
+                   help="discard an interrupted run of this name trained with other settings (default: refuse)")
     p.set_defaults(func=cmd_train)
 
 
 def cmd_train(args) -> int:
     import dataclasses
 
-    from .models.dynatok import CONFIGS
-    from .models.dynatok_train import course_data, load_or_train
+    from .models import get_method
+    from .train import CheckpointError, RunMismatchError
+    from .train.runs import load_or_train
 
-    cfg = CONFIGS[args.scale]
-    if args.per_frame:
-        cfg = dataclasses.replace(cfg, temporal=False)
-    if args.num_tokens:
-        cfg = dataclasses.replace(cfg, num_tokens=args.num_tokens)
-    folder = args.data or course_data(args.dataset, args.scale)
-    options = {"foreground_only": True} if args.foreground_only else {}
+    method = get_method(args.method)
     try:
-        _, history, info = load_or_train(cfg, folder, args.name, steps=args.steps, split=args.split,
-                                         seed=args.seed, device=args.device, **options)
-    except (ValueError, FileNotFoundError) as e:
+        cfg = dataclasses.replace(method.configs[args.scale], **dict(args.set))
+        if args.steps is not None and args.steps < 1:
+            raise ValueError(f"--steps must be a positive number of steps, got {args.steps}")
+        folder = args.data or method.course_data(args.dataset, args.scale)
+        _, history, info = load_or_train(method, cfg, folder, args.name, steps=args.steps, split=args.split,
+                                         seed=args.seed, device=args.device, restart=args.restart,
+                                         **dict(args.data_option))
+    except TypeError as e:  # dataclasses.replace with a field the config does not have
+        print(f"fourd train: error: --set: {e}", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError, CheckpointError, RunMismatchError) as e:
         print(f"fourd train: error: {e}", file=sys.stderr)
         return 2
     if info.get("path"):
@@ -233,7 +243,7 @@ def cmd_train(args) -> int:
     return 0
 
 
-COMMANDS = [add_course, add_run, add_tables, add_complete, add_train]
+COMMANDS = [add_course, add_run, add_tables, add_infer, add_complete, add_train]
 
 
 def build_parser() -> argparse.ArgumentParser:

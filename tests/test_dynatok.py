@@ -12,8 +12,8 @@ import torch
 from fourdlib.cli import main as fourd
 from fourdlib.data.sequence import FormatError, Sequence4D
 from fourdlib.metrics import chamfer_distance
-from fourdlib.models import (CONFIGS, DynaTok, complete_sequence, config_table, decode, load_model, loss,
-                             make_dataset, reconstruct, save_model)
+from fourdlib.models.dynatok import (CONFIGS, DynaTok, complete_sequence, config_table, decode, load_model, loss,
+                                     make_dataset, reconstruct, save_model)
 from fourdlib.train import CheckpointError, save_checkpoint, train
 from fourdlib.train import flow_matching as fm
 

@@ -1,4 +1,4 @@
-"""DynaTok evaluation (fourdlib.models.dynatok_eval): regions, metrics and the context ablation.
+"""DynaTok evaluation (fourdlib.models.dynatok.evaluate): regions, metrics and the context ablation.
 
 Most tests replace the model by a fake `predict_frames` (GT itself, only its visible part,
 or a recorder), on a hand-made sequence whose answers are known: a unit sphere seen from
@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from fourdlib.models import dynatok_eval as de
+from fourdlib.models.dynatok import evaluate as de
 from fourdlib.models.dynatok import CONFIGS, DynaTok, reconstruct
 
 S, NS, N = 3, 600, 200

@@ -6,9 +6,11 @@ fourdlib/repro/papers/) and compares every cell, arrow and method name.
 """
 import json
 import os
+import platform
 import re
 import socket
 import subprocess
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -18,6 +20,8 @@ import pandas as pd
 import pytest
 import torch
 
+import fourdlib
+from fourdlib import provenance as prov
 from fourdlib import repro
 from fourdlib.repro import records as rec_mod
 
@@ -121,6 +125,50 @@ def test_runtime_from_runner_start(tmp_path, monkeypatch):
     rec = json.loads(repro.record({"a": 1}, scale="tiny", seed=0, data="d", path=tmp_path / "r.json",
                                   start=t).read_text())
     assert 0.0 <= rec["runtime_s"] < 30
+
+
+# ============================================================================ provenance
+
+def test_provenance(tmp_path):
+    assert repro.git_commit is prov.git_commit and rec_mod.git_commit is prov.git_commit
+    assert prov.git_commit(tmp_path) == "unknown"  # not a checkout
+    v = prov.versions()
+    assert v == dict(python=platform.python_version(), torch=torch.__version__, numpy=np.__version__,
+                     fourdlib=fourdlib.__version__)
+    cpu = f"cpu ({torch.get_num_threads()} threads)"
+    assert prov.device_name("cpu") == prov.device_name(torch.device("cpu")) == cpu
+    assert prov.device_name("mps") == "mps"
+    p = prov.provenance("cpu")
+    assert set(p) == {"commit", "device", "python", "torch", "numpy", "fourdlib"}
+    assert p["device"] == cpu and p["commit"].split("-")[0] == prov.git_commit().split("-")[0]
+    assert {k: p[k] for k in v} == v
+    rec = json.loads(repro.record({"a": 1}, scale="tiny", seed=0, data="d", device="cpu",
+                                  path=tmp_path / "r.json").read_text())
+    assert rec["device"] == "cpu" and rec["gpu"] is None  # no GPU name on a CPU result
+    assert (rec["python"], rec["torch"], rec["fourdlib"]) == (v["python"], v["torch"], v["fourdlib"])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_provenance_cuda(tmp_path):
+    name = torch.cuda.get_device_name(0)
+    assert prov.device_name("cuda:0") == prov.device_name(torch.device("cuda", 0)) == name
+    assert prov.device_name() == prov.device_name("cuda") == torch.cuda.get_device_name()
+    rec = json.loads(repro.record({"a": 1}, scale="tiny", seed=0, data="d", device=torch.device("cuda", 0),
+                                  path=tmp_path / "r.json").read_text())
+    assert rec["device"] == "cuda:0" and rec["gpu"] == name
+
+
+def test_records_and_provenance_do_not_import_torch(tmp_path):
+    # a notebook that never used torch should not pay its import time to write a record
+    code = ("import sys; from fourdlib import provenance, repro; "
+            f"repro.record({{'a': 1}}, scale='tiny', seed=0, data='d', path={str(tmp_path / 'r.json')!r}); "
+            "p = provenance.provenance(); assert 'torch' not in sys.modules, 'torch was imported'; "
+            "print(p['torch'], p['device'])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    version, device = out.stdout.split(" ", 1)
+    assert version == torch.__version__ and device.startswith("cpu (")
+    assert json.loads((tmp_path / "r.json").read_text())["torch"] == torch.__version__
 
 
 def test_load_records_wide_and_long(tmp_path):

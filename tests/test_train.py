@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import IterableDataset, TensorDataset
 
-from fourdlib.train import (CheckpointError, TrainConfig, load_checkpoint, lr_at, make_optimizer,
+from fourdlib.train import (CheckpointError, RunMismatchError, TrainConfig, load_checkpoint, lr_at, make_optimizer,
                             rng_state, save_checkpoint, seed_everything, train)
 
 # The toy problem (data, model, loss) is shared with the script the DDP test runs under torchrun.
@@ -213,11 +213,19 @@ def test_resume_is_exact(tmp_path, device):
     assert not params_equal(other, full)
 
 
-def test_resume_with_changed_config_warns(tmp_path):
+def test_resume_with_changed_config_is_refused(tmp_path):
+    """A resumed run must be the same run: other settings are refused (they used to only warn,
+    and the file then recorded the new settings), and resume=False starts over."""
     base = dict(steps=6, batch_size=8, lr=1e-2, warmup_steps=1, progress=False, ckpt_path=str(tmp_path / "c.pt"))
-    train(toy.make_model(), toy.mse, toy.make_data(), TrainConfig(**base))
-    with pytest.warns(UserWarning, match=r"with changes: steps 6 -> 8, lr 0.01 -> 0.02"):
-        train(toy.make_model(), toy.mse, toy.make_data(), TrainConfig(**{**base, "steps": 8, "lr": 2e-2}))
+    train(toy.make_model(), toy.mse, toy.make_data(), TrainConfig(**base), identity={"data": "a"})
+    before = Path(base["ckpt_path"]).read_bytes()
+    with pytest.raises(RunMismatchError, match=r"steps 6 -> 8; lr 0.01 -> 0.02.*resume=False"):
+        train(toy.make_model(), toy.mse, toy.make_data(), TrainConfig(**{**base, "steps": 8, "lr": 2e-2}),
+              identity={"data": "a"})
+    with pytest.raises(RunMismatchError, match="data differs"):  # same settings, another run identity
+        train(toy.make_model(), toy.mse, toy.make_data(), TrainConfig(**base), identity={"data": "b"})
+    assert Path(base["ckpt_path"]).read_bytes() == before  # the refused runs wrote nothing
+    train(toy.make_model(), toy.mse, toy.make_data(), TrainConfig(**{**base, "steps": 8, "lr": 2e-2}), resume=False)
     assert load_checkpoint(base["ckpt_path"])["step"] == 8
 
 
@@ -376,3 +384,84 @@ def test_checkpoint_refuses_what_weights_only_cannot_load(tmp_path):
     with pytest.raises(ValueError, match=r"\['format'\] are set by save_checkpoint"):
         save_checkpoint(tmp_path / "x.pt", toy.make_model(), format="mine")
     assert not (tmp_path / "x.pt").exists()
+
+
+class _RunsACommand:
+    """Pickles as a call of os.system: what a malicious "checkpoint" carries. torch.save only
+    records the call (pickle asks __reduce__ what to call); weights_only never makes it."""
+
+    def __init__(self, command):
+        self.command = command
+
+    def __reduce__(self):
+        import os
+        return (os.system, (self.command,))
+
+
+@pytest.mark.parametrize("zip_format", [True, False])
+def test_checkpoint_with_a_blocked_global_is_called_unsafe_not_corrupt(good_ckpt, tmp_path, zip_format):
+    _, model = good_ckpt
+    marker = tmp_path / "the-payload-ran"
+    bad = tmp_path / "payload.pt"
+    torch.save({"format": "fourdlib.train.checkpoint", "version": 1, "step": 0, "model": model.state_dict(),
+                "optimizer": None, "extra": _RunsACommand(f"touch {marker}")}, bad,
+               _use_new_zipfile_serialization=zip_format)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(bad, model)
+    msg = str(info.value)
+    assert "this file holds Python objects fourdlib will not load: not a fourdlib checkpoint, possibly unsafe" in msg
+    assert "posix.system" in msg and str(bad) in msg
+    assert "truncated" not in msg and "corrupt" not in msg
+    assert not marker.exists()
+
+
+def test_cuda_checkpoint_on_a_machine_without_cuda(good_ckpt, tmp_path, monkeypatch):
+    """A checkpoint written on a GPU tags each storage "cuda:0"; made here by letting
+    torch.save tag CPU storages that way (what it records is all torch.load sees)."""
+    path, model = good_ckpt
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # also on a machine with a GPU
+    with monkeypatch.context() as m:
+        m.setattr(torch.serialization, "location_tag", lambda storage: "cuda:0")
+        save_checkpoint(tmp_path / "gpu.pt", model, step=7)
+    with zipfile.ZipFile(tmp_path / "gpu.pt") as z:
+        pkl = z.read(next(n for n in z.namelist() if n.endswith("data.pkl")))
+    assert b"cuda:0" in pkl and b"cpu" not in pkl
+    # the default map_location="cpu" maps it; map_location=None (keep devices) maps it too, and says so
+    state = load_checkpoint(tmp_path / "gpu.pt", model)
+    assert state["step"] == 7 and state["model"]["0.weight"].device.type == "cpu"
+    with pytest.warns(UserWarning, match="holds CUDA tensors.*no CUDA.*loaded onto the CPU"):
+        state = load_checkpoint(tmp_path / "gpu.pt", map_location=None)
+    assert state["model"]["0.weight"].device.type == "cpu"
+    # asking for CUDA where there is none is named as that, not as a damaged file
+    for where in ("cuda", torch.device("cuda:0")):
+        with pytest.raises(CheckpointError, match=r"map_location=.*cuda.*this machine has no CUDA.*"
+                                                  r"map_location='cpu'") as info:
+            load_checkpoint(tmp_path / "gpu.pt", map_location=where)
+        assert "truncated" not in str(info.value) and "corrupt" not in str(info.value)
+
+
+def test_state_dict_mismatch_names_a_few_keys_and_the_counts(tmp_path):
+    from fourdlib.train.checkpoint import load_model_state
+
+    wide = nn.Sequential(*[nn.Linear(3, 3) for _ in range(80)])  # 160 parameter names
+    other = nn.Sequential(*[nn.Sequential(nn.Linear(3, 3)) for _ in range(75)])  # 150 other names
+    save_checkpoint(tmp_path / "other.pt", other)
+    for load in (lambda: load_checkpoint(tmp_path / "other.pt", wide),
+                 lambda: load_model_state(wide, load_checkpoint(tmp_path / "other.pt")["model"],
+                                          tmp_path / "other.pt", what="a 80-layer model")):
+        with pytest.raises(CheckpointError) as info:
+            load()
+        msg = str(info.value)
+        assert "160 missing in the checkpoint (0.weight, 0.bias, 1.weight, 1.bias, ... (156 more))" in msg
+        assert "150 not in the model (0.0.weight, 0.0.bias, 1.0.weight, 1.0.bias, ... (146 more))" in msg
+        assert len(msg) < 600, len(msg)
+    # what load_state_dict alone would raise (a RuntimeError naming every key) is shortened too
+    class Picky(nn.Linear):
+        def _load_from_state_dict(self, state_dict, prefix, *args):
+            raise RuntimeError("custom check failed: " + ", ".join(f"name{i}" for i in range(300)))
+
+    net = nn.Sequential(Picky(2, 2))
+    sd = nn.Sequential(nn.Linear(2, 2)).state_dict()
+    with pytest.raises(CheckpointError, match=r"does not fit a 1-layer model: .*custom check failed") as info:
+        load_model_state(net, sd, tmp_path / "x.pt", what="a 1-layer model")
+    assert len(str(info.value)) < 600

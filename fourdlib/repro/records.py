@@ -17,8 +17,10 @@ Where the file goes
   FOURD_NOTEBOOK    the notebook's name without ".ipynb" (e.g. "03_dynatok"),
   FOURD_OUTPUT_DIR  a folder for the notebook's other outputs (HTML views, figures),
   FOURD_STARTED_AT  when the notebook was started (for runtime_s),
-so the record lands next to the executed notebook as ``<notebook>.record.json``
-(``<notebook>.<variant>.record.json`` when a notebook records several results).
+so the record lands next to the executed notebook as ``<notebook>.record.json``,
+or ``<notebook>[.<table>][.<variant>].record.json`` when it names a table and/or a
+variant (characters other than letters, digits and ``._=-`` become "-"): one
+notebook may record several results, even a "DynaTok" row in two tables.
 Run by hand in Jupyter, the notebook name comes from Jupyter's JPY_SESSION_NAME
 (or "interactive") and the record goes to ``./records/``. ``path=`` overrides both.
 
@@ -29,7 +31,8 @@ HEAD`` of the fourdlib checkout, "-dirty" if tracked files changed, "unknown" ou
 git), runtime_s (since ``start=`` if given, else since the runner started the
 notebook, else since ``fourdlib.repro`` was imported),
 created (UTC), and the software/device: python, torch, fourdlib versions, device,
-GPU name. No host or user names.
+gpu (the GPU's name when the device is CUDA, else null). Commit, versions and GPU
+name come from ``fourdlib.provenance``. No host or user names.
 
 Metric values must be numbers: numpy / torch scalars are converted; NaN and inf
 (a diverged run is a legitimate result) are written as null with a warning.
@@ -37,13 +40,10 @@ Metric values must be numbers: numpy / torch scalars are converted; NaN and inf
 from __future__ import annotations
 
 import datetime as _dt
-import importlib.metadata
 import json
 import math
 import os
-import platform
 import re
-import subprocess
 import sys
 import time
 import warnings
@@ -54,6 +54,8 @@ import numpy as np
 import pandas as pd
 
 from ..io import atomic_write
+from ..provenance import device_name, git_commit, versions
+from .registry import get_table
 
 RECORD_DIR_ENV = "FOURD_RECORD_DIR"
 NOTEBOOK_ENV = "FOURD_NOTEBOOK"
@@ -181,21 +183,6 @@ def describe_data(data) -> str:
     raise TypeError(f"data must be a string or a dict describing the data set, got {type(data).__name__}")
 
 
-def git_commit(repo: str | Path | None = None) -> str:
-    """``git rev-parse HEAD`` of the checkout holding fourdlib (+ "-dirty"), else "unknown"."""
-    repo = Path(repo) if repo is not None else Path(__file__).resolve().parents[2]
-    try:
-        run = lambda *a: subprocess.run(["git", "-C", str(repo), *a], capture_output=True, text=True,
-                                        timeout=10)
-        head = run("rev-parse", "HEAD")
-        if head.returncode != 0:
-            return "unknown"
-        dirty = run("status", "--porcelain", "--untracked-files=no").stdout.strip()
-        return head.stdout.strip() + ("-dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 def current_notebook() -> str | None:
     """The running notebook's name (no ".ipynb") if the runner or Jupyter says it."""
     name = os.environ.get(NOTEBOOK_ENV)
@@ -227,22 +214,15 @@ def _slug(text: str) -> str:
 
 
 def _environment(device) -> dict:
-    from .. import __version__
-
+    """The record's device, gpu (a CUDA device's name, else None) and software versions."""
     torch = sys.modules.get("torch")  # a notebook that computed with torch has imported it
-    if torch is not None:
-        version, cuda = torch.__version__, torch.cuda.is_available()
-    else:  # no need to pay torch's import time just to read its version
-        try:
-            version = importlib.metadata.version("torch")
-        except importlib.metadata.PackageNotFoundError:
-            version = None
-        cuda = False
-    return dict(
-        device=str(device) if device is not None else ("cuda" if cuda else "cpu"),
-        gpu=torch.cuda.get_device_name(0) if cuda else None,
-        python=platform.python_version(), torch=version, fourdlib=__version__,
-    )
+    if device is None:
+        device = "cuda" if torch is not None and torch.cuda.is_available() else "cpu"
+    kind = getattr(device, "type", None) or str(device).partition(":")[0]
+    cuda = kind == "cuda" and torch is not None and torch.cuda.is_available()  # never fail a record here
+    v = versions()
+    return dict(device=str(device), gpu=device_name(device) if cuda else None,
+                python=v["python"], torch=v["torch"], fourdlib=v["fourdlib"])
 
 
 # ----------------------------------------------------------------------------- write / read
@@ -273,7 +253,6 @@ def record(metrics: Mapping, *, scale: str, seed: int, data, notebook: str | Non
     describe_data(data)  # validates
     metrics_json = _metrics_jsonable(metrics)
     if table is not None:
-        from .tables import get_table
         table = get_table(table).id  # unknown id -> KeyError now, not at summary time
     if isinstance(start, Timer):
         started = start.start

@@ -193,19 +193,32 @@ def _check_grads_in_sync(model: torch.nn.Module, env: distributed.DistEnv) -> No
                            f"gradients across processes (per-process gradient sums: {sums.tolist()})")
 
 
-def _warn_if_changed(old_cfg: dict, cfg: TrainConfig, old_data: dict, data_now: dict, path: str):
+class RunMismatchError(RuntimeError):
+    """A checkpoint to resume from belongs to another run (other settings, data or identity)."""
+
+
+def _check_same_run(state: dict, cfg: TrainConfig, data_now: dict, identity: dict | None, path: str):
+    """Refuse to continue a checkpoint that another run wrote: a resumed run must be the same run."""
+    old_cfg, old_data = state.get("config", {}), state.get("data", {})
     changed = [f"{k} {old_cfg[k]!r} -> {v!r}" for k, v in dataclasses.asdict(cfg).items()
                if k not in _BOOKKEEPING and k in old_cfg and old_cfg[k] != v]
     changed += [f"{k} {old_data[k]!r} -> {v!r}" for k, v in data_now.items()
                 if k in old_data and old_data[k] != v]
+    if identity is not None and state.get("run") != identity:
+        old = state.get("run")
+        if not isinstance(old, dict):
+            changed.append("the file records no run identity")
+        else:
+            changed += [f"{k} differs" for k in sorted(set(old) | set(identity)) if old.get(k) != identity.get(k)]
     if changed:
-        warnings.warn(f"resuming from {path} with changes: {', '.join(changed)}; the run will not "
-                      "equal one that was never stopped", stacklevel=3)
+        raise RunMismatchError(f"{path} holds another run ({'; '.join(changed)}): continuing it would not be "
+                               "this run. Start over with resume=False (`fourd train ... --restart`), or "
+                               "use another run name")
 
 
 def train(model: torch.nn.Module, loss_fn: Callable, data: Dataset, cfg: TrainConfig,
           eval_fn: Callable | None = None, *, resume: bool = True,
-          collate_fn: Callable | None = None) -> list[dict]:
+          collate_fn: Callable | None = None, identity: dict | None = None) -> list[dict]:
     """Train `model` in place for `cfg.steps` optimizer steps and return the history.
 
     model     an nn.Module, already initialised (seed its construction yourself).
@@ -215,8 +228,12 @@ def train(model: torch.nn.Module, loss_fn: Callable, data: Dataset, cfg: TrainCo
     eval_fn   eval_fn(model, step) -> {name: number}, in eval mode and under torch.no_grad,
               stored in the history as "eval/<name>". Under DDP it runs on rank 0 only
               while the others wait at the next step (keep it under NCCL's 10 min timeout).
-    resume    if cfg.ckpt_path exists, continue from it (False: start over and overwrite).
+    resume    if cfg.ckpt_path exists, continue from it (False: start over and overwrite). A
+              checkpoint written with other settings (TrainConfig fields that change the
+              trajectory, the data's length, or another `identity`) raises RunMismatchError.
     collate_fn  passed to the DataLoader (e.g. for point clouds of varying size).
+    identity  plain dict naming the run (method, model config, data, ...), stored in every
+              checkpoint as "run" and compared on resume (fourdlib.train.runs sets it).
 
     Returns the history: a list of dicts, one per logged or evaluated step, with "step"
     (optimizer steps done), "time" (seconds of training), and/or the logs of that step
@@ -240,8 +257,8 @@ def train(model: torch.nn.Module, loss_fn: Callable, data: Dataset, cfg: TrainCo
     data_info = {"dataset_len": len(data), "world_size": env.world_size}
     if resume and ckpt is not None and ckpt.exists():
         state = load_checkpoint(ckpt, model, optimizer)
+        _check_same_run(state, cfg, data_info, identity, str(ckpt))
         step, history = state["step"], list(state.get("history", []))
-        _warn_if_changed(state.get("config", {}), cfg, state.get("data", {}), data_info, str(ckpt))
         rngs = state.get("rng", [])
         if len(rngs) == env.world_size:
             set_rng_state(rngs[env.rank])  # every process continues its own streams
@@ -312,7 +329,8 @@ def train(model: torch.nn.Module, loss_fn: Callable, data: Dataset, cfg: TrainCo
             rngs = distributed.gather_objects(rng_state(), env)  # every process's streams
             if env.is_main:
                 save_checkpoint(ckpt, model, optimizer, step=step, config=dataclasses.asdict(cfg),
-                                history=history, rng=rngs, data=data_info)
+                                history=history, rng=rngs, data=data_info,
+                                **({"run": identity} if identity is not None else {}))
     bar.close()
     if env.world_size > 1:
         torch.distributed.barrier()  # the last checkpoint is on disk before any process goes on

@@ -7,7 +7,7 @@ None. Metrics: EPE (end-point error of scene flow), APD (average percentage of
 points within a distance threshold), tau (scene-flow inlier percentage), Abs Rel
 (video depth).
 """
-from ..tables import Paper, PaperTable, grid
+from ..schema import Paper, PaperTable, grid
 
 MOTION_REPRESENTATION = PaperTable(
     id="any4d/motion_representation",

@@ -2,10 +2,10 @@
 
 ../shared/papers/c4g_query_gaussians.md is the project page's text: it has a
 "Quantitative Results" heading but the results are figures, with no number in
-the text. There is therefore no table to transcribe; the C4G notebooks report
-our own numbers (novel-view PSNR etc.) without a paper column.
+the text. There is therefore no table to transcribe, and no paper column for
+our C4G numbers to sit beside.
 """
-from ..tables import Paper
+from ..schema import Paper
 
 PAPER = Paper(
     key="c4g",

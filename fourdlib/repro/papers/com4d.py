@@ -4,7 +4,7 @@ Metrics: Chamfer distance (CD), F-Score and volumetric IoU of the reconstructed
 meshes. In the stored text the tables are plain lines "Dataset Method values";
 here the data set is the setting (column group) and methods are rows.
 """
-from ..tables import Column, Paper, PaperTable, grid
+from ..schema import Column, Paper, PaperTable, grid
 
 SINGLE_OBJECT = PaperTable(
     id="com4d/single_object",

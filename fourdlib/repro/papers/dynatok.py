@@ -4,7 +4,7 @@ Metrics (section "Main Results"): Accuracy = one-sided Chamfer Pred->GT, Complet
 = one-sided Chamfer GT->Pred, NC = normal consistency. Partial point clouds are
 back-projected depth maps. Evaluation uses 16 frames, 8192 input points.
 """
-from ..tables import Paper, PaperTable, grid
+from ..schema import Paper, PaperTable, grid
 
 ACC, COMP, NC = ("Acc", False), ("Comp", False), ("NC", True)
 

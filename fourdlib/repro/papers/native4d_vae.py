@@ -4,7 +4,7 @@ Metrics (section 4.2.4): geometric Precision / Recall at a distance threshold
 (Pre@0.005 = fraction of predicted points within 0.005 of the GT, Recall the
 other way), Chamfer distance L1, and PSNR of the colour reconstruction.
 """
-from ..tables import Paper, PaperTable, grid
+from ..schema import Paper, PaperTable, grid
 
 PRE_REC_CD = [("Pre@0.001", True), ("Recall@0.001", True), ("Pre@0.0005", True),
               ("Recall@0.0005", True)]

@@ -1,20 +1,15 @@
-"""fourdlib.nn: building blocks the five methods share.
+"""fourdlib.layers: building blocks the methods share (named so as not to shadow torch.nn).
 
 attention.py   attention (SDPA / xformers / math reference), varlen_attention (packed
-               variable-length sequences), MultiHeadAttention, Mlp, Block (pre-norm
-               transformer / DiT block with adaLN-Zero and optional cross-attention)
+               variable-length sequences), MultiHeadAttention
+blocks.py      Mlp, adaLN-Zero (adaln_zero, modulate), Block (pre-norm transformer / DiT
+               block), CrossAttentionBlock, frame_attention / global_attention (tokens
+               (B, S, M, D) attending within a frame or across all frames)
 embeddings.py  FourierFeatures, RotaryEmbedding1D / 3D + apply_rotary,
                timestep_embedding + TimestepEmbedder
 """
-from .attention import (
-    Block,
-    Mlp,
-    MultiHeadAttention,
-    attention,
-    cu_seqlens_from_lengths,
-    modulate,
-    varlen_attention,
-)
+from .attention import MultiHeadAttention, attention, cu_seqlens_from_lengths, varlen_attention
+from .blocks import Block, CrossAttentionBlock, Mlp, adaln_zero, frame_attention, global_attention, modulate
 from .embeddings import (
     FourierFeatures,
     RotaryEmbedding1D,
@@ -32,7 +27,11 @@ __all__ = [
     "MultiHeadAttention",
     "Mlp",
     "Block",
+    "CrossAttentionBlock",
+    "adaln_zero",
     "modulate",
+    "frame_attention",
+    "global_attention",
     "FourierFeatures",
     "RotaryEmbedding1D",
     "RotaryEmbedding3D",

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from fourdlib.data.synthetic import generate_dataset
-from fourdlib.models import dynatok_train as dt
+from fourdlib.models.dynatok import course as dt
+from fourdlib.train import runs
 from fourdlib.models.dynatok import CONFIGS
 
 
@@ -23,7 +24,7 @@ def folder(tmp_path_factory):
 @pytest.fixture(autouse=True)
 def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("FOURD_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(dt, "REPO_CHECKPOINTS", tmp_path / "repo_checkpoints")  # no committed runs here
+    monkeypatch.setattr(runs, "REPO_CHECKPOINTS", tmp_path / "repo_checkpoints")  # no committed runs here
     return tmp_path / "cache"
 
 
@@ -64,8 +65,8 @@ def test_a_different_run_under_the_same_name_retrains(folder, tmp_path, change):
 def test_committed_checkpoint_is_preferred_and_identity_ignores_the_path(folder, tmp_path, monkeypatch):
     cfg = CONFIGS["smoke"]
     m1, _, info = dt.load_or_train(cfg, folder, "run", steps=2, progress=False, device="cpu")
-    repo = tmp_path / "repo_checkpoints"
-    repo.mkdir()
+    repo = tmp_path / "repo_checkpoints" / "dynatok"  # checkpoints/<method>/
+    repo.mkdir(parents=True)
     (repo / "run.pt").write_bytes(open(info["path"], "rb").read())
     copy = tmp_path / "copy"  # the same data in another folder: same identity
     copy.mkdir()
@@ -107,7 +108,7 @@ def test_fourd_train_writes_the_run_a_notebook_then_loads(folder, cache, capsys)
     from fourdlib.cli import main
 
     assert main(["train", "dynatok", "--scale", "smoke", "--data", str(folder), "--name", "cli_run",
-                 "--steps", "2", "--per-frame", "--device", "cpu"]) == 0
+                 "--steps", "2", "--set", "temporal=false", "--device", "cpu"]) == 0
     assert "trained ->" in capsys.readouterr().out
     cfg = dataclasses.replace(CONFIGS["smoke"], temporal=False)
     _, _, info = dt.load_or_train(cfg, folder, "cli_run", steps=2, progress=False, device="cpu")

@@ -1,15 +1,5 @@
-"""Attention that all five methods share: one functional core, a multi-head module, a
-variable-length (packed) variant and a small pre-norm transformer block.
-
-Where each method uses it
-  DynaTok      anchors cross-attend to a frame's points, self-attention, intra-frame and
-               cross-frame attention with 3D RoPE, a decoder whose query points
-               cross-attend to latent tokens (with a timestep embedding)
-  COM4D        DiT blocks with adaLN timestep conditioning (spatial / temporal blocks)
-  Any4D        alternating frame / global attention
-  Native4D     window attention over sparse voxels: windows hold different numbers of
-               tokens, hence ``varlen_attention``
-  C4G          query tokens cross-attend to video features
+"""Attention: one functional core with interchangeable backends, a multi-head module, and
+a variable-length (packed) variant for sequences of different lengths in one batch.
 
 Backends
   "sdpa"      ``torch.nn.functional.scaled_dot_product_attention``; on CUDA it picks the
@@ -42,9 +32,6 @@ __all__ = [
     "varlen_attention",
     "cu_seqlens_from_lengths",
     "MultiHeadAttention",
-    "Mlp",
-    "Block",
-    "modulate",
 ]
 
 _BACKENDS = ("auto", "sdpa", "xformers", "math")
@@ -466,112 +453,3 @@ class MultiHeadAttention(nn.Module):
             return self.proj(rearrange(out, "t h d -> t (h d)"))
         out = attention(q, k, v, mask=mask, backend=self.backend)  # (B, H, Lq, d)
         return self.proj(rearrange(out, "b h l d -> b l (h d)"))
-
-
-class Mlp(nn.Module):
-    """Linear -> GELU (tanh approximation, as ViT/DiT) -> Linear."""
-
-    def __init__(self, dim: int, hidden: int, out_dim: int | None = None):
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU(approximate="tanh")
-        self.fc2 = nn.Linear(hidden, out_dim or dim)
-
-    def forward(self, x):
-        return self.fc2(self.act(self.fc1(x)))
-
-
-def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """adaLN modulation: x * (1 + scale) + shift (scale = 0 leaves x unchanged)."""
-    return x * (1 + scale) + shift
-
-
-class Block(nn.Module):
-    """Pre-norm transformer block: self-attention, optional cross-attention, MLP.
-
-        x = x + attn(norm1(x))                     # + gate, with adaLN
-        x = x + cross_attn(norm_c(x), context)     # if context_dim is set
-        x = x + mlp(norm2(x))                      # + gate, with adaLN
-
-    With ``cond_dim`` it is a DiT block with adaLN-Zero (Peebles & Xie, 2023): a
-    conditioning vector (e.g. a timestep embedding) gives per-channel shift, scale and gate
-    for the attention and MLP branches. The gates start at zero, so the block starts as
-    the identity, which makes deep DiTs train stably. ``cond`` may be per sample (B, cond_dim)
-    or per token (B, L, cond_dim), e.g. a noise level per token for diffusion forcing.
-    The cross-attention branch is not modulated (PixArt-alpha style).
-    Packed variable-length tokens (x of shape (T, dim) with ``cu_seqlens``) work too: the
-    norms and the MLP act per token, attention stays within each sequence.
-    """
-
-    def __init__(
-        self,
-        dim: int,
-        heads: int,
-        mlp_ratio: float = 4.0,
-        context_dim: int | None = None,
-        cond_dim: int | None = None,
-        qkv_bias: bool = True,
-        qk_norm: bool = False,
-        rotary: nn.Module | None = None,
-        backend: str = "auto",
-    ):
-        super().__init__()
-        adaln = cond_dim is not None
-        # with adaLN the conditioning supplies scale and shift, so the norms carry none
-        self.norm1 = nn.LayerNorm(dim, eps=1e-6, elementwise_affine=not adaln)
-        self.attn = MultiHeadAttention(dim, heads, qkv_bias=qkv_bias, qk_norm=qk_norm, rotary=rotary, backend=backend)
-        self.cross_attn = None
-        if context_dim is not None:
-            self.norm_cross = nn.LayerNorm(dim, eps=1e-6)
-            self.cross_attn = MultiHeadAttention(
-                dim, heads, kv_dim=context_dim, qkv_bias=qkv_bias, qk_norm=qk_norm, backend=backend
-            )
-        self.norm2 = nn.LayerNorm(dim, eps=1e-6, elementwise_affine=not adaln)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio))
-        self.adaln = None
-        if adaln:
-            self.adaln = nn.Sequential(nn.SiLU(), nn.Linear(cond_dim, 6 * dim))
-            nn.init.zeros_(self.adaln[1].weight)  # adaLN-Zero: the block starts as identity
-            nn.init.zeros_(self.adaln[1].bias)
-
-    def forward(
-        self,
-        x: torch.Tensor,
-        cond: torch.Tensor | None = None,
-        context: torch.Tensor | None = None,
-        mask: torch.Tensor | None = None,
-        context_mask: torch.Tensor | None = None,
-        pos: torch.Tensor | None = None,
-        rope: tuple[torch.Tensor, torch.Tensor] | None = None,
-        cu_seqlens: torch.Tensor | None = None,
-        context_cu_seqlens: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """x: (B, L, dim); cond: (B, cond_dim) or (B, L, cond_dim); context: (B, Lc, context_dim).
-        mask / context_mask: for self- / cross-attention (see ``attention``); pos / rope: the
-        tokens' rotary positions for self-attention.
-        Packed variable-length input: x (T, dim), cu_seqlens (n + 1,), cond per token
-        (T, cond_dim), context (Tc, context_dim) with context_cu_seqlens (n + 1,)."""
-        if (cond is None) != (self.adaln is None):
-            raise ValueError("cond must be given exactly when the block was built with cond_dim")
-        if (context is None) != (self.cross_attn is None):
-            raise ValueError("context must be given exactly when the block was built with context_dim")
-
-        if self.adaln is None:
-            x = x + self.attn(self.norm1(x), mask=mask, pos=pos, rope=rope, cu_seqlens=cu_seqlens)
-        else:
-            mod = self.adaln(cond)  # (B, 6*dim), (B, L, 6*dim) or packed (T, 6*dim)
-            if mod.dim() < x.dim():
-                mod = mod.unsqueeze(-2)  # (B, 1, 6*dim): one modulation for all tokens of a sample
-            shift1, scale1, gate1, shift2, scale2, gate2 = mod.chunk(6, dim=-1)
-            h = modulate(self.norm1(x), shift1, scale1)
-            x = x + gate1 * self.attn(h, mask=mask, pos=pos, rope=rope, cu_seqlens=cu_seqlens)
-
-        if self.cross_attn is not None:
-            x = x + self.cross_attn(
-                self.norm_cross(x), context, mask=context_mask,
-                cu_seqlens=cu_seqlens, context_cu_seqlens=context_cu_seqlens,
-            )
-
-        if self.adaln is None:
-            return x + self.mlp(self.norm2(x))
-        return x + gate2 * self.mlp(modulate(self.norm2(x), shift2, scale2))

@@ -44,19 +44,19 @@ Choices the paper leaves open (ours, and why)
   the number of points and any number can be drawn, in chunks. The time t conditions the
   decoder through adaLN-Zero (DiT). The latents enter the decoder without a LayerNorm: a
   norm would make it blind to each token's scale, and training then shrank |G| until
-  G + H_s ~ H_s (|H_s| / |G| reached ~7 after 2000 tiny steps, against ~1.3 without it).
+  G + H_s ~ H_s, bypassing the reference (notebook 02 measures |H_s| / |G|).
 - Training times: one t per frame by default (`time_per="frame"`): every point of a frame
   shares it, as in sampling where the ODE moves all points together, and the adaLN
-  modulation is then computed once per frame instead of once per point (a tiny training
-  step took 0.54 s instead of 0.78 s on 2 CPU cores). With B*S = 32 frames per batch the batch still
-  covers [0, 1] well. `time_per="point"` draws one t per point (lower-variance
+  modulation is then computed once per frame instead of once per point (a cheaper step;
+  benchmarks/bench_dynatok.py). With B*S = 32 frames per batch the batch still covers
+  [0, 1] well. `time_per="point"` draws one t per point (lower-variance
   gradients, costlier); both are the same loss in expectation.
 - Normalisation: one centre and scale per sequence (fourdlib.geometry.normalize), from
   the partial input of all frames (norm_frame="all") or of frame 1 only ("first": the
   coordinates are then aligned to frame 1, the reference). GT targets use the same
   numbers. The network works in normalised space, where the uniform prior [-1, 1]^3 and
   the Fourier / RoPE frequencies are set.
-- D and depths are not in the paper: see CONFIGS.
+- D and depths are not in the paper: see config.py.
 """
 from __future__ import annotations
 
@@ -68,128 +68,15 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from ..geometry.fps import farthest_point_sample, gather_points
-from ..geometry.normalize import median_center_scale
-from ..nn import Block, FourierFeatures, Mlp, MultiHeadAttention, RotaryEmbedding3D, TimestepEmbedder, modulate
-from ..train import flow_matching as fm
-from ..train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ...geometry.fps import farthest_point_sample, gather_points
+from ...geometry.normalize import median_center_scale
+from ...layers import (Block, CrossAttentionBlock, FourierFeatures, RotaryEmbedding3D, TimestepEmbedder, adaln_zero,
+                       frame_attention, global_attention, modulate)
+from ...train import flow_matching as fm
+from ...train.runs import unwrap
+from .config import DynaTokConfig
 
-__all__ = ["DynaTokConfig", "CONFIGS", "DynaTok", "normalize_batch", "loss", "decode", "reconstruct",
-           "save_model", "load_model", "make_dataset", "config_table", "count_parameters", "MODEL_NAME"]
-
-MODEL_NAME = "dynatok"
-
-
-# ======================================================================================
-# Config: one row per scale
-# ======================================================================================
-
-
-@dataclass(frozen=True)
-class DynaTokConfig:
-    # ---- data
-    input_points: int = 512     # N: partial points per frame given to the tokenizer
-    train_frames: int = 8       # S: frames per training window
-    eval_frames: int = 16       # frames per evaluation window (the paper: 16)
-    train_points: int = 512     # GT points per frame used as flow-matching targets x1
-    eval_points: int = 2048     # points generated per frame at evaluation
-    norm_frame: str = "all"     # "all": centre/scale from every frame's input; "first": frame 1's
-    # ---- tokenizer
-    num_tokens: int = 32        # M: FPS anchors = tokens per frame
-    dim: int = 128              # D: token width (also the decoder's width)
-    heads: int = 4
-    fourier_bands: int = 6      # NeRF-style frequencies pi * 2^k, k = 0..bands-1
-    tok_depth: int = 1          # self-attention layers after the anchor cross-attention
-    # ---- spatio-temporal transformer
-    st_depth: int = 4           # layers, alternating intra-frame / cross-frame (starting intra)
-    temporal: bool = True       # False: the per-frame-only ablation (no cross-frame information)
-    residual: bool = True       # Z_s = G + H_s (only with temporal=True)
-    rope_scale: float = 32.0    # RoPE: one radian of the fastest pair per 1/32 of the unit distance
-    rope_base: float = 100.0    # slowest wavelength 2*pi*100/32 ~ 20 units > the normalised scene
-    mlp_ratio: float = 4.0      # MLP width / D in the tokenizer and the transformer
-    # ---- flow-matching decoder
-    dec_depth: int = 2          # cross-attention layers of the velocity network
-    dec_mlp_ratio: float = 2.0  # the decoder runs once per point and ODE step: keep it lean
-    prior: str = "uniform"      # x0 ~ U([-1, 1]^3), as the paper
-    time_dist: str = "uniform"  # training t ~ U(0, 1)
-    time_per: str = "frame"     # one t per "frame" or per "point" in training (see module doc)
-    sample_steps: int = 32      # ODE steps at evaluation (Heun: 2 velocity evaluations per step)
-    sample_method: str = "heun"
-    # ---- training (AdamW with linear warm-up; fourdlib.train.train adds a cosine decay)
-    steps: int = 2000
-    batch_size: int = 4         # sequences per process (the paper: 8 per GPU)
-    lr: float = 1e-3
-    warmup_steps: int = 100
-    weight_decay: float = 0.01
-
-    def __post_init__(self):
-        for name in ("input_points", "train_frames", "eval_frames", "train_points", "eval_points",
-                     "num_tokens", "dim", "heads", "fourier_bands", "st_depth", "dec_depth",
-                     "sample_steps", "steps", "batch_size"):
-            v = getattr(self, name)
-            if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
-                raise ValueError(f"DynaTokConfig.{name} must be a positive int, got {v!r}")
-        if not (isinstance(self.tok_depth, int) and self.tok_depth >= 0):
-            raise ValueError(f"DynaTokConfig.tok_depth must be an int >= 0, got {self.tok_depth!r}")
-        if self.num_tokens > self.input_points:
-            raise ValueError(f"DynaTokConfig: num_tokens (M={self.num_tokens}) exceeds input_points "
-                             f"(N={self.input_points}); FPS cannot pick more anchors than points")
-        if self.dim % self.heads or (self.dim // self.heads) % 2 or self.dim // self.heads < 6:
-            raise ValueError(f"DynaTokConfig: dim={self.dim} / heads={self.heads} must give an even head "
-                             "dim >= 6 (3D RoPE turns at least one pair per axis)")
-        choices = {"norm_frame": ("all", "first"), "prior": fm.PRIORS, "time_dist": fm.TIME_DISTRIBUTIONS,
-                   "time_per": ("frame", "point"), "sample_method": tuple(fm.METHODS)}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"DynaTokConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
-
-    @property
-    def uses_residual(self) -> bool:
-        """Whether Z_s = G + H_s is built (needs cross-frame information, so temporal=True)."""
-        return self.temporal and self.residual
-
-    @property
-    def ref_frame(self) -> int | None:
-        """The `ref_frame` argument of fourdlib.geometry.normalize for `norm_frame`."""
-        return 0 if self.norm_frame == "first" else None
-
-    def train_config(self, **overrides):
-        """A fourdlib.train.TrainConfig with this row's steps, batch, lr, warm-up, decay."""
-        from ..train import TrainConfig
-
-        kw = dict(steps=self.steps, batch_size=self.batch_size, lr=self.lr,
-                  warmup_steps=self.warmup_steps, weight_decay=self.weight_decay)
-        return TrainConfig(**{**kw, **overrides})
-
-
-# One row per scale. The paper's row ("full"): N = 8192 input points, M = 512 tokens, S = 8
-# training frames and 16 for evaluation, AdamW at lr 1e-3 with linear warm-up, 250k steps,
-# 8 sequences per GPU on 8 GPUs (torchrun: batch_size is per process). Not in the paper,
-# so ours: D = 512 with 8 heads, 2 tokenizer + 12 spatio-temporal + 6 decoder layers (about
-# ViT-B's width and depth; 71M parameters), the warm-up length, 2048 GT points per frame as
-# targets, the ODE steps, and coordinates aligned to frame 1 (norm_frame="first", the frame
-# the residual latents refer to). tiny is the issue's CPU prototype (1.8M parameters, ~0.5 s
-# a step on 2 idle cores: 1200 steps in ~10 min); small is sized for about an hour on one
-# GPU (untimed: 40 s a step on 2 CPU cores); smoke runs in seconds.
-_COLUMNS = ("input_points", "num_tokens", "dim", "heads", "tok_depth", "st_depth", "dec_depth",
-            "train_frames", "eval_frames", "train_points", "eval_points", "sample_steps",
-            "steps", "batch_size", "lr", "warmup_steps", "norm_frame")
-_TABLE = {
-    #          N     M    D    heads tok  st  dec   S  S_eval x1    eval  ode   steps   batch lr    warm-up norm
-    "smoke": (128,   16,  32,  2,    1,   2,  1,    4,  4,   128,  256,  4,    20,      2,   1e-3, 2,    "first"),
-    "tiny":  (512,   32,  128, 4,    1,   4,  2,    8,  16,  512,  2048, 16,   1200,    4,   1e-3, 100,  "first"),
-    "small": (2048,  128, 256, 8,    2,   8,  3,    8,  16,  2048, 8192, 32,   30_000,  8,   1e-3, 1000, "first"),
-    "full":  (8192,  512, 512, 8,    2,   12, 6,    8,  16,  2048, 8192, 64,   250_000, 8,   1e-3, 5000, "first"),
-}
-CONFIGS: dict[str, DynaTokConfig] = {name: DynaTokConfig(**dict(zip(_COLUMNS, row, strict=True)))
-                                     for name, row in _TABLE.items()}
-
-
-def config_table():
-    """CONFIGS as a pandas DataFrame (one row per scale, every field), for notebooks."""
-    import pandas as pd
-
-    return pd.DataFrame({name: dataclasses.asdict(c) for name, c in CONFIGS.items()}).T
+__all__ = ["DynaTok", "normalize_batch", "loss", "decode", "reconstruct"]
 
 
 # ======================================================================================
@@ -218,47 +105,6 @@ def normalize_batch(partial: torch.Tensor, lengths: torch.Tensor | None = None, 
 # ======================================================================================
 # The network
 # ======================================================================================
-
-
-class CrossAttentionBlock(nn.Module):
-    """Queries attend to a context, then an MLP (pre-norm). With cond_dim, adaLN-Zero
-    modulation as in DiT (the decoder's timestep). Unlike fourdlib.nn.Block there is no
-    self-attention: queries never see each other (anchors pool points; decoder points are
-    independent samples).
-
-        x = x + gate1 * attn(modulate(norm(x)), norm_c(context))
-        x = x + gate2 * mlp(modulate(norm2(x)))
-
-    norm_c is a LayerNorm, or nothing with norm_context=False (the decoder, see DynaTok).
-    """
-
-    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0, cond_dim: int | None = None,
-                 qk_norm: bool = False, norm_context: bool = True):
-        super().__init__()
-        adaln = cond_dim is not None
-        self.norm1 = nn.LayerNorm(dim, eps=1e-6, elementwise_affine=not adaln)
-        self.norm_context = nn.LayerNorm(dim, eps=1e-6) if norm_context else nn.Identity()
-        self.attn = MultiHeadAttention(dim, heads, kv_dim=dim, qk_norm=qk_norm)
-        self.norm2 = nn.LayerNorm(dim, eps=1e-6, elementwise_affine=not adaln)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio))
-        self.adaln = None
-        if adaln:
-            self.adaln = nn.Sequential(nn.SiLU(), nn.Linear(cond_dim, 6 * dim))
-            nn.init.zeros_(self.adaln[1].weight)  # the block starts as the identity
-            nn.init.zeros_(self.adaln[1].bias)
-
-    def forward(self, x, context, cond=None, context_mask=None):
-        """x (B, L, dim), context (B, Lc, dim), cond (B, cond_dim) or (B, L, cond_dim) -> (B, L, dim)."""
-        context = self.norm_context(context)
-        if self.adaln is None:
-            x = x + self.attn(self.norm1(x), context, mask=context_mask)
-            return x + self.mlp(self.norm2(x))
-        mod = self.adaln(cond)
-        if mod.dim() < x.dim():
-            mod = mod.unsqueeze(-2)  # (B, 1, 6*dim): one modulation for every query of a frame
-        shift1, scale1, gate1, shift2, scale2, gate2 = mod.chunk(6, dim=-1)
-        x = x + gate1 * self.attn(modulate(self.norm1(x), shift1, scale1), context, mask=context_mask)
-        return x + gate2 * self.mlp(modulate(self.norm2(x), shift2, scale2))
 
 
 class DynaTok(nn.Module):
@@ -295,11 +141,10 @@ class DynaTok(nn.Module):
         self.dec_blocks = nn.ModuleList([CrossAttentionBlock(D, H, cfg.dec_mlp_ratio, cond_dim=D, norm_context=False)
                                          for _ in range(cfg.dec_depth)])
         self.out_norm = nn.LayerNorm(D, eps=1e-6, elementwise_affine=False)
-        self.out_adaln = nn.Sequential(nn.SiLU(), nn.Linear(D, 2 * D))
+        self.out_adaln = adaln_zero(D, D, 2)  # shift, scale
         self.out = nn.Linear(D, 3)
-        for layer in (self.out_adaln[1], self.out):  # DiT's zero-initialised final layer: v = 0 at start
-            nn.init.zeros_(layer.weight)
-            nn.init.zeros_(layer.bias)
+        nn.init.zeros_(self.out.weight)  # DiT's zero-initialised final layer: v = 0 at start
+        nn.init.zeros_(self.out.bias)
 
     # ---------------------------------------------------------------- 1. tokenizer
     def tokenize(self, points: torch.Tensor, lengths: torch.Tensor | None = None):
@@ -340,9 +185,7 @@ class DynaTok(nn.Module):
         cfg = self.cfg
         flat_len = None if lengths is None else lengths.reshape(B * S)
         tokens, anchors = self.tokenize(rearrange(partial, "b s n c -> (b s) n c"), flat_len)
-        cos, sin = self.rope(anchors)                                     # (B*S, M, head_dim) each
-        rope_frame = (cos, sin)
-        rope_global = (rearrange(cos, "(b s) m e -> b (s m) e", b=B), rearrange(sin, "(b s) m e -> b (s m) e", b=B))
+        rope = tuple(rearrange(r, "(b s) m e -> b s m e", b=B) for r in self.rope(anchors))  # cos, sin (B, S, M, head_dim)
 
         h = rearrange(tokens, "(b s) m d -> b s m d", b=B)
         if cfg.uses_residual:
@@ -350,11 +193,9 @@ class DynaTok(nn.Module):
             h = h + self.slot_embed + is_ref[:, None, None] * self.ref_embed  # (B, S, M, D)
         for i, blk in enumerate(self.st_blocks):
             if cfg.temporal and i % 2 == 1:  # cross-frame: every token sees all S*M tokens of its sequence
-                h = rearrange(blk(rearrange(h, "b s m d -> b (s m) d"), rope=rope_global),
-                              "b (s m) d -> b s m d", s=S)
+                h = global_attention(blk, h, rope=rope)
             else:                            # intra-frame: tokens see their own frame only
-                h = rearrange(blk(rearrange(h, "b s m d -> (b s) m d"), rope=rope_frame),
-                              "(b s) m d -> b s m d", b=B)
+                h = frame_attention(blk, h, rope=rope)
         out = self.latent_proj(self.latent_norm(h))                      # (B, S, M, D)
 
         if cfg.uses_residual:
@@ -402,10 +243,6 @@ class DynaTok(nn.Module):
 # ======================================================================================
 
 
-def _unwrap(model):
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
-
-
 def loss(model, batch: dict):
     """Flow-matching loss of one batch, for fourdlib.train.train.
 
@@ -414,7 +251,7 @@ def loss(model, batch: dict):
     to cfg.train_points GT points per frame are the targets x1. Returns (loss, logs) with
     logs "h_rel" = mean |H_s| / mean |G| over s > 1 (how far frames move from the reference).
     """
-    cfg = _unwrap(model).cfg
+    cfg = unwrap(model).cfg
     if "partial" not in batch or "surface" not in batch:
         raise KeyError(f"DynaTok loss needs batch['partial'] and batch['surface'], got keys {sorted(batch)}")
     partial, surface = batch["partial"], batch["surface"]
@@ -457,7 +294,7 @@ def decode(model, Z: torch.Tensor, num_points: int | None = None, steps: int | N
     Returns (B, S, num_points, 3), or (B, num_points, 3) for a (B, M, D) input; with
     return_path, the whole trajectory (steps + 1, ...) (no chunking then).
     """
-    net = _unwrap(model)
+    net = unwrap(model)
     cfg = net.cfg
     num_points = num_points or cfg.eval_points
     steps, method = steps or cfg.sample_steps, method or cfg.sample_method
@@ -512,7 +349,7 @@ def reconstruct(model, partial, num_points: int | None = None, steps: int | None
     instead of the input's own (e.g. a context ablation that feeds altered windows but must
     keep the real sequence's coordinates).
     """
-    net = _unwrap(model)
+    net = unwrap(model)
     partial = _check_partial(partial)
     B, S = partial.shape[:2]
     if (center is None) != (scale is None):
@@ -536,72 +373,3 @@ def reconstruct(model, partial, num_points: int | None = None, steps: int | None
     if return_latents:
         return points, {**latents, "center": center, "scale": scale}
     return points
-
-
-# ======================================================================================
-# Checkpoints that know their config, and the dataset of a config
-# ======================================================================================
-
-
-def save_model(path, model, optimizer=None, *, step: int = 0, **fields) -> Path:
-    """save_checkpoint with the model's config stored as a plain dict under "model_config"
-    ({"name": "dynatok", **asdict(cfg)}), so that `load_model` can rebuild the model."""
-    net = _unwrap(model)
-    return save_checkpoint(path, net, optimizer, step=step,
-                           model_config={"name": MODEL_NAME, **dataclasses.asdict(net.cfg)}, **fields)
-
-
-def load_model(path, config: DynaTokConfig | None = None, map_location="cpu") -> DynaTok:
-    """Build a DynaTok from a checkpoint's stored config and load its weights (eval mode).
-
-    config: needed only for checkpoints without "model_config" (e.g. written by
-    fourdlib.train.train); if both exist they must agree. Raises CheckpointError for a
-    truncated or foreign file, another model's checkpoint, or a config mismatch.
-    """
-    state = load_checkpoint(path, map_location=map_location)
-    stored = state.get("model_config")
-    if stored is None:
-        if config is None:
-            raise CheckpointError(f"checkpoint at {path} stores no model config (it was not written by "
-                                  "dynatok.save_model); pass config=CONFIGS[scale] of the run that wrote it")
-        cfg = config
-    else:
-        if not isinstance(stored, dict) or stored.get("name") != MODEL_NAME:
-            name = stored.get("name") if isinstance(stored, dict) else type(stored).__name__
-            raise CheckpointError(f"checkpoint at {path} holds a {name!r} model, not {MODEL_NAME!r}")
-        fields = {k: v for k, v in stored.items() if k != "name"}
-        try:
-            cfg = DynaTokConfig(**fields)
-        except (TypeError, ValueError) as e:
-            raise CheckpointError(f"checkpoint at {path}: its model config does not make a DynaTokConfig "
-                                  f"({e}); was it written by another fourdlib version?") from e
-        if config is not None and config != cfg:
-            diff = [f"{k}: checkpoint {getattr(cfg, k)!r} vs given {getattr(config, k)!r}"
-                    for k in fields if getattr(cfg, k) != getattr(config, k)]
-            raise CheckpointError(f"checkpoint at {path} was written with another config: {'; '.join(diff)}")
-    model = DynaTok(cfg)
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as e:
-        raise CheckpointError(f"checkpoint at {path} does not fit a DynaTok built from its config: {e}") from e
-    return model.eval()
-
-
-def make_dataset(cfg: DynaTokConfig, folder, split: str | None = None, train: bool = True, **options):
-    """The SequenceDataset this config trains (train=True: cfg.train_frames, random windows)
-    or evaluates on (train=False: cfg.eval_frames, fixed draws). options go to
-    SequenceDataset (e.g. foreground_only=True)."""
-    from ..data.dataset import SequenceDataset
-
-    return SequenceDataset(folder, split=split, frames=cfg.train_frames if train else cfg.eval_frames,
-                           points=cfg.input_points,
-                           surface_points=cfg.train_points if train else cfg.eval_points, train=train, **options)
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-if __name__ == "__main__":
-    for name, c in CONFIGS.items():
-        print(f"{name:6s} {count_parameters(DynaTok(c)) / 1e6:7.2f}M parameters")

@@ -1,4 +1,4 @@
-"""Tests for fourdlib.nn: attention backends agree with the math reference, variable-length
+"""Tests for fourdlib.layers: attention backends agree with the math reference, variable-length
 paths agree with each other and with per-sequence calls, RoPE sees only relative
 positions, embeddings follow their formulas, modules are bf16-safe and trainable."""
 import importlib.util
@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from fourdlib.nn import (
+from fourdlib.layers import (
     Block,
     FourierFeatures,
     MultiHeadAttention,

@@ -63,9 +63,10 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from ..geometry.normals import estimate_normals
-from ..metrics import nearest_neighbors, normal_consistency
-from .dynatok import _unwrap, normalize_batch, reconstruct
+from ...geometry.normals import estimate_normals
+from ...metrics import nearest_neighbors, normal_consistency
+from ...train.runs import unwrap
+from .model import normalize_batch, reconstruct
 
 __all__ = ["REGIONS", "CONTEXTS", "region_masks", "predict_frames", "evaluate", "summarize"]
 
@@ -99,7 +100,7 @@ def predict_frames(model, windows: torch.Tensor, slots: torch.Tensor, *, num_poi
     windows = torch.as_tensor(windows)
     if windows.dim() != 4 or windows.shape[-1] != 3:
         raise ValueError(f"windows must be (B, S, N, 3), got shape {tuple(windows.shape)}")
-    net = _unwrap(model)
+    net = unwrap(model)
     device = next(net.parameters()).device
     windows = windows.to(device).float()
     center = scale = None

@@ -1,11 +1,12 @@
 """DynaTok on your own data: complete a sequence of partial point clouds.
 
-    from fourdlib.models.dynatok_infer import complete_sequence
+    from fourdlib.models.dynatok import complete_sequence
     seq = complete_sequence("my_frames/", "runs/dynatok/ckpt.pt", num_points=8192)
     seq.surface_points          # (T, 8192, 3) completed clouds, world units
     seq.save("completed.npz")
 
-or from the shell: `fourd complete my_frames/ --checkpoint ckpt.pt --out completed/`.
+or from the shell: `fourd infer dynatok my_frames/ --checkpoint ckpt.pt --out completed/`
+(`fourd complete` is the same command).
 
 Input: a Sequence4D `.npz` (its `partial_points` are used), a folder holding one, or a
 folder of per-frame `.npy` (N_t, 3) arrays or `.ply` point clouds / meshes (their
@@ -13,7 +14,7 @@ vertices), sorted by name with numbers compared as numbers (frame_2 before frame
 Frames may hold different numbers of points: frames with more than the model's
 `input_points` are randomly subsampled to it (seeded), smaller ones are padded and masked,
 frames with fewer points than the model's M anchors have every point repeated (the
-attention pooling is unchanged by duplicating all points, see dynatok.py).
+attention pooling is unchanged by duplicating all points, see model.py).
 
 Output: a Sequence4D with `surface_points` = the prediction and `partial_points` = the
 input (`write_completion` saves it with per-frame .ply files and a k3d HTML view). Its
@@ -22,19 +23,26 @@ correspond across frames (meta["surface_correspondence"] = False).
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import math
+import sys
 import re
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..data.sequence import FormatError, Sequence4D
-from ..geometry.normalize import median_center_scale
-from .dynatok import DynaTok, DynaTokConfig, decode, load_model
+from ...data.sequence import FormatError, Sequence4D
+from ...geometry.normalize import median_center_scale
+from ...outputs import OutputError, check_output_folder, output_folder
+from .config import DynaTokConfig
+from .course import load_model
+from .model import DynaTok, decode
 
-__all__ = ["read_frames", "complete_sequence", "write_completion"]
+__all__ = ["read_frames", "complete_sequence", "write_completion", "check_units", "main"]
+
+MAX_EXTENT_M = 50.0  # a frame wider than this (median over frames) is probably not in metres
 
 FRAME_SUFFIXES = (".npy", ".ply")
 
@@ -94,6 +102,8 @@ def _read_frame(path: Path) -> np.ndarray:
         if not hasattr(geom, "vertices"):
             raise FormatError(f"{path}: a {type(geom).__name__}, expected one point cloud or mesh")
         pts = np.asarray(geom.vertices)
+    if not np.issubdtype(pts.dtype, np.number):
+        raise FormatError(f"{path}: points must be numbers, got dtype {pts.dtype}")
     if pts.ndim != 2 or pts.shape[-1] != 3:
         raise FormatError(f"{path}: points must be (N, 3), got shape {pts.shape}")
     return pts.astype(np.float32)
@@ -154,7 +164,7 @@ def complete_sequence(frames, checkpoint, num_points: int | None = None, steps: 
                 into windows that all start with frame 1, the reference, so that every
                 window's residuals are relative to the same frame; information crosses
                 windows only through frame 1.
-    config      for checkpoints without a stored config (see dynatok.load_model).
+    config      for checkpoints without a stored config (see course.load_model).
     Returns a Sequence4D: surface_points (T, num_points, 3) = the completion (world units),
     partial_points = the input, times (given, from the .npz, or 0, 1, 2, ...).
     """
@@ -207,32 +217,137 @@ def complete_sequence(frames, checkpoint, num_points: int | None = None, steps: 
                       partial_points=[f.astype(np.float32) for f in frames], meta=meta)
 
 
-def write_completion(seq: Sequence4D, out, html: bool = True, view_points: int = 4096, seed: int = 0) -> dict:
+def write_completion(seq: Sequence4D, out, html: bool = True, view_points: int = 4096, seed: int = 0, *,
+                     inputs=(), force: bool = False) -> dict:
     """Write OUT/completed.npz (the Sequence4D), OUT/frames/frame_0000.ply, ... (the predicted
     points per frame) and, with html, OUT/view.html: input and completion side by side, animated
     over time (k3d, opens offline; at most `view_points` random points per frame and panel).
+
+    OUT must be new or empty, or (force) hold only an earlier completion's files, which are
+    then replaced whole; it may not hold or lie inside `inputs` (fourdlib.outputs).
     Returns {"npz": path, "ply": [paths], "html": path or None}."""
     import trimesh
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    npz = seq.save(out / "completed.npz")
-    (out / "frames").mkdir(exist_ok=True)
-    plys = []
-    for t, pts in enumerate(seq.surface_points):
-        p = out / "frames" / f"frame_{t:04d}.ply"
-        trimesh.PointCloud(pts).export(p)
-        plys.append(p)
-    page = None
-    if html:
-        from .. import viz
+    with output_folder(out, inputs, force, tool="fourd infer dynatok") as tmp:
+        seq.save(tmp / "completed.npz")
+        (tmp / "frames").mkdir()
+        for t, pts in enumerate(seq.surface_points):
+            trimesh.PointCloud(pts).export(tmp / "frames" / f"frame_{t:04d}.ply")
+        if html:
+            from ... import viz
 
-        rng = np.random.default_rng(seed)
+            rng = np.random.default_rng(seed)
 
-        def thin(f):  # a view of millions of points is slow to open and no clearer
-            return f if len(f) <= view_points else f[rng.choice(len(f), view_points, replace=False)]
+            def thin(f):  # a view of millions of points is slow to open and no clearer
+                return f if len(f) <= view_points else f[rng.choice(len(f), view_points, replace=False)]
 
-        plot = viz.side_by_side({"input (partial)": [thin(f) for f in seq.partial_points],
-                                 "DynaTok completion": [thin(f) for f in seq.surface_points]})
-        page = viz.save_html(plot, out / "view.html")
+            plot = viz.side_by_side({"input (partial)": [thin(f) for f in seq.partial_points],
+                                     "DynaTok completion": [thin(f) for f in seq.surface_points]})
+            viz.save_html(plot, tmp / "view.html")
+    out = Path(out).expanduser().resolve()
+    npz = out / "completed.npz"
+    plys = [out / "frames" / f"frame_{t:04d}.ply" for t in range(len(seq.surface_points))]
+    page = out / "view.html" if html else None
     return {"npz": npz, "ply": plys, "html": page}
+
+
+def check_units(frames, max_extent: float = MAX_EXTENT_M) -> float:
+    """The median over frames of each frame's largest bounding-box side; ValueError if it is
+    above `max_extent` metres (e.g. millimetres given where metres are expected)."""
+    extent = float(np.median([np.ptp(np.asarray(f), axis=0).max() for f in frames]))
+    if extent > max_extent:
+        raise ValueError(f"the frames are {extent:.4g} units wide (median over frames); fourdlib works in "
+                         f"metres and a frame wider than {max_extent:g} m is unlikely: are these millimetres? "
+                         "Convert to metres (e.g. divide by 1000), or pass --no-units-check")
+    return extent
+
+
+def _positive(name):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a whole number, got {text!r}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{name} must be at least 1, got {value}")
+        return value
+    return parse
+
+
+def build_parser(prog: str = "fourd infer dynatok") -> argparse.ArgumentParser:
+    from .config import CONFIGS
+    from ...train.flow_matching import METHODS
+
+    p = argparse.ArgumentParser(
+        prog=prog, description="Read partial point clouds (a Sequence4D .npz, or a folder of per-frame .npy / "
+        ".ply files sorted by name), complete every frame with a trained DynaTok checkpoint, and write "
+        "OUT/completed.npz (a Sequence4D whose surface_points are the prediction), OUT/frames/frame_NNNN.ply "
+        "and OUT/view.html (input and completion side by side, k3d). Coordinates in metres.")
+    p.add_argument("input", metavar="INPUT", help="a Sequence4D .npz, or a folder of frames (at least 2)")
+    p.add_argument("--checkpoint", required=True, metavar="CKPT", help="written by save_model / fourd train")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder: new or empty (see --force)")
+    p.add_argument("--force", action="store_true", help="replace an earlier completion in DIR (only the files "
+                                                        "it recorded; any other file makes it refuse)")
+    p.add_argument("--points", type=_positive("--points"), metavar="N",
+                   help="points per output frame (default: the config's)")
+    p.add_argument("--steps", type=_positive("--steps"), metavar="K", help="ODE steps (default: the config's)")
+    p.add_argument("--method", choices=sorted(METHODS), help="ODE solver (default: the config's)")
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--window", type=_positive("--window"), metavar="W",
+                   help="frames encoded together, at least 2 (default: the config's)")
+    p.add_argument("--config", choices=sorted(CONFIGS),
+                   help="for a checkpoint written without its model config (by fourdlib.train.train)")
+    p.add_argument("--no-html", action="store_true", help="do not write the k3d view OUT/view.html")
+    p.add_argument("--no-units-check", action="store_true",
+                   help=f"accept frames wider than {MAX_EXTENT_M:g} (median), i.e. not obviously metres")
+    return p
+
+
+def _device(parser, text: str | None) -> torch.device:
+    if text is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(text)
+    except RuntimeError:
+        parser.error(f"--device {text!r} is not a device; use cpu, cuda or cuda:N")
+    if dev.type not in ("cpu", "cuda"):
+        parser.error(f"--device {text!r}: fourdlib runs on cpu or cuda")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        parser.error(f"--device {text!r}: this machine has no CUDA device; use --device cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        parser.error(f"--device {text!r}: only {torch.cuda.device_count()} CUDA device(s) here")
+    return dev
+
+
+def main(argv=None, prog: str = "fourd infer dynatok") -> int:
+    """The command line of `fourd infer dynatok` (and `fourd complete`). Every argument and the
+    output folder are checked before any work; user errors print a message and return 2."""
+    from .config import CONFIGS
+    from ...train.checkpoint import CheckpointError
+
+    parser = build_parser(prog)
+    args = parser.parse_args(argv)
+    device = _device(parser, args.device)
+    if not Path(args.input).exists():
+        parser.error(f"INPUT {args.input}: no such file or folder")
+    if not Path(args.checkpoint).is_file():
+        parser.error(f"--checkpoint {args.checkpoint}: no such file")
+    try:
+        check_output_folder(args.out, [args.input, args.checkpoint], args.force, tool="fourd infer dynatok")
+        frames, times, _ = read_frames(args.input)
+        frames = _check_frames(frames)
+        if not args.no_units_check:
+            check_units(frames)
+        seq = complete_sequence(args.input, args.checkpoint, args.points, args.steps, args.method,
+                                device=str(device), seed=args.seed, window=args.window,
+                                config=CONFIGS[args.config] if args.config else None, progress=True)
+        paths = write_completion(seq, args.out, html=not args.no_html, inputs=[args.input, args.checkpoint],
+                                 force=args.force)
+    except (ValueError, FormatError, CheckpointError, FileNotFoundError, OutputError) as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    T, P = seq.surface_points.shape[:2]
+    print(f"completed {T} frames x {P} points -> {paths['npz']}, {len(paths['ply'])} .ply files in "
+          f"{paths['ply'][0].parent}" + (f", view: {paths['html']}" if paths["html"] else ""))
+    return 0

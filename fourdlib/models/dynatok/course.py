@@ -1,0 +1,99 @@
+"""The course's DynaTok runs: the data each config trains on, which data sets the notebooks
+use per scale, and load-or-train under DynaTok's name.
+
+    folder = course_data("static", "tiny")                    # generated once, then cached
+    model, history, info = load_or_train(cfg, folder, "tiny_static_temporal", steps=1200)
+
+Data sets of the notebooks (all from fourdlib.data.synthetic, deterministic for the seed)
+---------------------------------------------------------------------------------------
+    static      primitive compositions that do not move (motion=0, deform=0): only the
+                camera circles them, so what frame s cannot see is exactly what another
+                frame saw. The data where the temporal path MUST pay off: the notebooks'
+                headline comparison (temporal vs per-frame) runs here.
+    creatures   skinned animals with DeformingThings4D-like splits: train, unseen_motion,
+                unseen_individual (the object-level table).
+    scenes      MOVi-like scenes: foreground objects on a floor (the scene-level table:
+                foreground only, and foreground + background).
+COURSE_DATA gives their size per scale. "full" has no synthetic set: convert
+DeformingThings4D or Kubric MOVi (data_scripts/README.md) and pass that folder.
+
+Run names, identities, the committed runs in checkpoints/dynatok/ and resume are the
+generic machinery of fourdlib.train.runs; `fourd train dynatok --name RUN ...` trains a
+notebook's run ahead of time (also under torchrun).
+"""
+from __future__ import annotations
+
+from ...data.cache import synthetic_dataset
+from ...data.dataset import SequenceDataset
+from ...train import runs
+from .config import CONFIGS, DynaTokConfig
+from .model import DynaTok, loss
+
+__all__ = ["COURSE_DATA", "DATASETS", "METHOD", "course_data", "make_dataset", "load_or_train", "load_model",
+           "save_model", "checkpoint_paths"]
+
+# kind of generator and its options, per notebook data set
+DATASETS = {
+    "static": ("primitives", {"motion": 0.0, "deform": 0.0}),
+    "creatures": ("creatures", {}),
+    "scenes": ("scenes", {}),
+}
+# sequences per data set, frames per sequence, image size and GT samples, per scale.
+# smoke: seconds (CI). tiny: a few minutes of generation on 2 cores. small: one GPU node.
+COURSE_DATA = {
+    "smoke": dict(sequences=16, num_frames=8, image_size=(48, 48), n_surface=512),  # 16: every creature split
+    "tiny": dict(sequences=48, num_frames=16, image_size=None, n_surface=None),
+    "small": dict(sequences=512, num_frames=16, image_size=None, n_surface=None),
+}
+
+
+def course_data(name: str, scale: str, *, seed: int = 0, root=None, progress: bool = True):
+    """The folder of notebook data set `name` (see DATASETS) at `scale`, generated on first use.
+
+    root: where data sets live (default cache_dir() / "data"). Returns the folder.
+    """
+    if name not in DATASETS:
+        raise ValueError(f"unknown data set {name!r}; choose from {sorted(DATASETS)}")
+    if scale not in COURSE_DATA:
+        raise ValueError(f"no synthetic {name!r} data for scale {scale!r} (have {sorted(COURSE_DATA)}); "
+                         "for 'full', convert DeformingThings4D or Kubric MOVi (data_scripts/README.md) "
+                         "and pass that folder instead")
+    kind, options = DATASETS[name]
+    size = COURSE_DATA[scale]
+    return synthetic_dataset(f"{name}_{scale}_seed{seed}", kind, sequences=size["sequences"],
+                             num_frames=size["num_frames"], image_size=size["image_size"],
+                             n_surface=size["n_surface"], maker_options=options, seed=seed, root=root,
+                             progress=progress, workers=1 if scale == "smoke" else None)  # smoke: no process start-up
+
+
+def make_dataset(cfg: DynaTokConfig, folder, split: str | None = None, train: bool = True, **options):
+    """The SequenceDataset this config trains (train=True: cfg.train_frames, random windows)
+    or evaluates on (train=False: cfg.eval_frames, fixed draws). options go to
+    SequenceDataset (e.g. foreground_only=True)."""
+    return SequenceDataset(folder, split=split, frames=cfg.train_frames if train else cfg.eval_frames,
+                           points=cfg.input_points,
+                           surface_points=cfg.train_points if train else cfg.eval_points, train=train, **options)
+
+
+METHOD = runs.Method(name="dynatok", config_cls=DynaTokConfig, model_cls=DynaTok, loss=loss,
+                     make_dataset=make_dataset, configs=CONFIGS, course_data=course_data)
+
+
+def load_or_train(cfg: DynaTokConfig, folder, name: str, **kwargs):
+    """fourdlib.train.runs.load_or_train for DynaTok (same arguments after the method)."""
+    return runs.load_or_train(METHOD, cfg, folder, name, **kwargs)
+
+
+def load_model(path, config: DynaTokConfig | None = None, map_location="cpu") -> DynaTok:
+    """A DynaTok rebuilt from a checkpoint's stored config, weights loaded, in eval mode."""
+    return runs.load_model(path, METHOD, config, map_location)
+
+
+def save_model(path, model: DynaTok, optimizer=None, *, step: int = 0, **fields):
+    """Save a DynaTok with its config (fourdlib.train.runs.save_model)."""
+    return runs.save_model(path, model, METHOD, optimizer, step=step, **fields)
+
+
+def checkpoint_paths(name: str):
+    """Where the DynaTok run `name` may be: committed (checkpoints/dynatok/), then the cache."""
+    return runs.checkpoint_paths(METHOD, name)
