@@ -144,7 +144,7 @@ def cmd_tables(args) -> int:
 def add_infer(sub):
     from .models import METHODS
 
-    p = sub.add_parser("infer", help="run a trained method on your own data", add_help=False,
+    p = sub.add_parser("infer", help="run a trained method on your own data",
                        description="fourd infer METHOD ARGS...: the method's own command line "
                                    "(`fourd infer METHOD --help` lists its options).")
     p.add_argument("method", choices=sorted(METHODS), help="one of: " + ", ".join(sorted(METHODS)))
@@ -162,16 +162,9 @@ def cmd_infer(args) -> int:
 
 
 def add_complete(sub):
-    p = sub.add_parser("complete", help="complete partial point clouds with DynaTok (= fourd infer dynatok)",
-                       add_help=False)
-    p.add_argument("args", nargs=argparse.REMAINDER)
-    p.set_defaults(func=cmd_complete)
-
-
-def cmd_complete(args) -> int:
-    from .models.dynatok import infer
-
-    return infer.main(args.args, prog="fourd complete")
+    # listed for `fourd --help`; main() hands `fourd complete ...` to DynaTok's parser before parsing
+    sub.add_parser("complete", help="complete partial point clouds with DynaTok (= fourd infer dynatok)",
+                   add_help=False)
 
 
 # ----------------------------------------------------------------------------- train
@@ -256,6 +249,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["complete"]:  # the alias hands every argument, --help included, to the method's parser
+        from .models.dynatok import infer
+
+        return infer.main(argv[1:], prog="fourd complete")
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

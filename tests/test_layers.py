@@ -9,6 +9,10 @@ import torch
 
 from fourdlib.layers import (
     Block,
+    CrossAttentionBlock,
+    adaln_zero,
+    frame_attention,
+    global_attention,
     FourierFeatures,
     MultiHeadAttention,
     RotaryEmbedding1D,
@@ -442,3 +446,40 @@ def test_packed_block_matches_per_sequence_calls():
         block.attn(x, cu_seqlens=cu, mask=torch.ones(1, 1, 1, sum(lens), dtype=torch.bool))
     with pytest.raises(ValueError, match=r"\(T, dim\)"):
         block.attn(x[None], cu_seqlens=cu)
+
+
+# ----------------------------------------------------------------------------- shared blocks
+def test_frame_and_global_attention_are_the_two_reshapes():
+    """frame_attention = the block on each frame alone; global_attention = the block on all
+    frames' tokens of a sample at once. Rotary angles follow their tokens in both."""
+    torch.manual_seed(0)
+    B, S, M, D, H = 2, 3, 5, 16, 2
+    blk = Block(D, H, qk_norm=True).eval()
+    rope3d = RotaryEmbedding3D(D // H)
+    h, pos = torch.randn(B, S, M, D), torch.rand(B, S, M, 3)
+    rope = rope3d(pos)                                   # (cos, sin), each (B, S, M, head_dim)
+    per_frame = torch.stack([blk(h[:, s], rope=rope3d(pos[:, s])) for s in range(S)], 1)
+    torch.testing.assert_close(frame_attention(blk, h, rope=rope), per_frame)
+    flat = blk(h.reshape(B, S * M, D), rope=rope3d(pos.reshape(B, S * M, 3))).reshape(B, S, M, D)
+    torch.testing.assert_close(global_attention(blk, h, rope=rope), flat)
+    # frames mix only in the global one: changing frame 2 moves frame 0's output there only
+    h2 = h.clone()
+    h2[:, 2] += 1.0
+    assert torch.equal(frame_attention(blk, h2, rope=rope)[:, 0], frame_attention(blk, h, rope=rope)[:, 0])
+    assert not torch.allclose(global_attention(blk, h2, rope=rope)[:, 0], global_attention(blk, h, rope=rope)[:, 0])
+    with pytest.raises(ValueError, match=r"tokens must be \(B, S, M, D\)"):
+        frame_attention(blk, h[0])
+    with pytest.raises(ValueError, match="rope"):
+        global_attention(blk, h, rope=rope3d(pos[:, :2]))
+
+
+def test_adaln_zero_blocks_start_as_the_identity():
+    torch.manual_seed(0)
+    x, ctx, cond = torch.randn(2, 4, 8), torch.randn(2, 6, 8), torch.randn(2, 12)
+    assert not adaln_zero(12, 8, 6)(cond).any()
+    torch.testing.assert_close(Block(8, 2, cond_dim=12)(x, cond=cond), x)
+    torch.testing.assert_close(CrossAttentionBlock(8, 2, cond_dim=12)(x, ctx, cond=cond), x)
+    plain = CrossAttentionBlock(8, 2)
+    assert not torch.allclose(plain(x, ctx), x)   # without adaLN the residual branches are live
+    with pytest.raises(ValueError, match="cond must be given exactly"):
+        plain(x, ctx, cond=cond)

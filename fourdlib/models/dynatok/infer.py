@@ -262,14 +262,14 @@ def check_units(frames, max_extent: float = MAX_EXTENT_M) -> float:
     return extent
 
 
-def _positive(name):
+def _positive(name, least: int = 1):
     def parse(text):
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{name} must be a whole number, got {text!r}") from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{name} must be at least 1, got {value}")
+        if value < least:
+            raise argparse.ArgumentTypeError(f"{name} must be at least {least}, got {value}")
         return value
     return parse
 
@@ -294,7 +294,7 @@ def build_parser(prog: str = "fourd infer dynatok") -> argparse.ArgumentParser:
     p.add_argument("--method", choices=sorted(METHODS), help="ODE solver (default: the config's)")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--window", type=_positive("--window"), metavar="W",
+    p.add_argument("--window", type=_positive("--window", 2), metavar="W",
                    help="frames encoded together, at least 2 (default: the config's)")
     p.add_argument("--config", choices=sorted(CONFIGS),
                    help="for a checkpoint written without its model config (by fourdlib.train.train)")
