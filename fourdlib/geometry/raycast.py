@@ -2,9 +2,8 @@
 
 Used by the synthetic generator and by the real-data loaders that render partial views
 of an animated mesh, so that both produce partial clouds the same way. Backend: trimesh
-with Embree (`embreex`), about 30 ms for a 256x256 view of 55k triangles
-(`../shared/dependency-notes.md`). Not differentiable: the course's differentiable
-renderers live in `fourdlib.render`.
+with Embree (`embreex`), the fastest small install measured (`../shared/dependency-notes.md`).
+Not differentiable.
 """
 from __future__ import annotations
 

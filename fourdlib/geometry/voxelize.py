@@ -20,8 +20,7 @@ Meshes are voxelised EXACTLY: a voxel is occupied when a triangle intersects the
 longest-edge bisection until no edge is longer than two voxels, so each piece can touch
 only the 3 x 3 x 3 cells from its lowest corner and the test stays one vectorised pass.
 Unlike sampling points on the triangles, this leaves no holes for thin or grazing
-triangles. (On a 2-core CPU: about 1 s for a 20k-triangle sphere at 128^3, a few seconds
-at 256^3; `benchmarks/bench_geometry.py`.) A triangle lying exactly on a cell face belongs to the cell above it, as a
+triangles (timings: `benchmarks/bench_geometry.py`). A triangle lying exactly on a cell face belongs to the cell above it, as a
 point would (a floor at z = 0 with bounds (-1, 1) gives one layer, not two).
 """
 from __future__ import annotations

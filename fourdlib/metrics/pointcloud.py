@@ -1,8 +1,8 @@
 """Point-cloud metrics: accuracy, completeness, Chamfer, precision / recall / F-score, NC.
 
 Everything here rests on ONE nearest-neighbour search, `nearest_neighbors`:
-  - CPU (numpy arrays, CPU tensors): a KD-tree (pykdtree; both directions for 2 x 100k
-    points take ~0.15 s on an idle 2-core CPU, a chunked cdist takes minutes);
+  - CPU (numpy arrays, CPU tensors): a KD-tree (pykdtree: orders of magnitude faster than
+    a chunked cdist on CPU; benchmarks/bench_metrics.py);
   - CUDA tensors: exact `torch.cdist` over chunks of query rows (at most `MAX_PAIRS`
     distances in memory at once) and a min over the reference points. It uses the
     direct-difference kernel (`donot_use_mm_for_euclid_dist`): the |x|^2 + |y|^2 - 2 x.y
