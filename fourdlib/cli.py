@@ -204,6 +204,8 @@ def add_train(sub):
     p.add_argument("--steps", type=int, help="default: the config's")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda")
+    p.add_argument("--ckpt-every", type=int, metavar="N",
+                   help="steps between resume checkpoints (default: a tenth of the run, at least 100)")
     p.add_argument("--restart", action="store_true",
                    help="discard an interrupted run of this name trained with other settings (default: refuse)")
     p.set_defaults(func=cmd_train)
@@ -219,11 +221,13 @@ def cmd_train(args) -> int:
     method = get_method(args.method)
     try:
         cfg = dataclasses.replace(method.configs[args.scale], **dict(args.set))
-        if args.steps is not None and args.steps < 1:
-            raise ValueError(f"--steps must be a positive number of steps, got {args.steps}")
+        for flag, value in (("--steps", args.steps), ("--ckpt-every", args.ckpt_every)):
+            if value is not None and value < 1:
+                raise ValueError(f"{flag} must be a positive number of steps, got {value}")
         folder = args.data or method.course_data(args.dataset, args.scale)
         _, history, info = load_or_train(method, cfg, folder, args.name, steps=args.steps, split=args.split,
                                          seed=args.seed, device=args.device, restart=args.restart,
+                                         ckpt_every=args.ckpt_every,
                                          **dict(args.data_option))
     except TypeError as e:  # dataclasses.replace with a field the config does not have
         print(f"fourd train: error: --set: {e}", file=sys.stderr)

@@ -193,12 +193,13 @@ def checkpoint_paths(method: Method, name: str) -> list[Path]:
 # ----------------------------------------------------------------------------- load or train
 def load_or_train(method: Method, cfg, folder, name: str, *, steps: int | None = None, split: str = "train",
                   seed: int = 0, device: str = "auto", progress: bool = True, retrain: bool = False,
-                  restart: bool = False, **dataset_options):
+                  restart: bool = False, ckpt_every: int | None = None, **dataset_options):
     """Load the run `name` if a checkpoint with its identity exists, else train it and cache it.
 
     cfg, steps (default cfg.steps), seed, and the data (folder, split, dataset_options) identify
     the run. retrain: ignore existing checkpoints (and any resume file) and train anew.
     restart: discard a resume file of another identity instead of refusing it.
+    ckpt_every: steps between resume checkpoints (default a tenth of the run, at least 100).
     Returns (model in eval mode on CPU, history DataFrame with step / loss / lr / ... / time,
     info dict: "source" = "repository", "cache" or "trained", "path", "train_seconds", "commit").
     """
@@ -234,7 +235,7 @@ def load_or_train(method: Method, cfg, folder, name: str, *, steps: int | None =
     tc = cfg.train_config(steps=steps, seed=seed, device=device, progress=progress,
                           warmup_steps=min(cfg.warmup_steps, steps // 10),
                           log_every=max(1, min(25, steps // 20)),
-                          ckpt_path=str(resume), ckpt_every=max(100, steps // 10))
+                          ckpt_path=str(resume), ckpt_every=ckpt_every or max(100, steps // 10))
     history = train(model, method.loss, dataset, tc, identity=want, resume=not (restart or retrain))
     seconds = history[-1]["time"] if history else 0.0  # accumulated over resumed segments
     if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_rank() > 0:
