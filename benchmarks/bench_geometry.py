@@ -3,7 +3,9 @@
     python benchmarks/bench_geometry.py [--repeats 3]
 
 Runs every case on the CPU, and again on CUDA when present (where the CUDA result is
-compared with the CPU one). Prints the best of `repeats` wall-clock times.
+compared with the CPU one). Prints the best of `repeats` wall-clock times. FPS on the CPU
+is fpsample's compiled loop and on CUDA our batched torch loop, so "same indices" checks
+the two implementations against each other; `bench_fps.py` times the CPU ones in detail.
 """
 import argparse
 

@@ -13,6 +13,8 @@ from fourdlib.geometry import (camera_rays, denormalize_points, estimate_normals
                                median_center_scale, normalize_points, plucker, project, transform_points,
                                unproject_depth, voxelize_mesh, voxelize_points, voxels_to_dense,
                                voxels_to_points)
+from fourdlib.geometry import fps as fps_module
+from fourdlib.geometry.fps import farthest_point_sample_torch
 from fourdlib.geometry.raycast import Raycaster
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -234,6 +236,96 @@ def test_fps_errors():
         farthest_point_sample(x, 2, lengths=[10, 0])
     with pytest.raises(ValueError, match="positive int"):
         farthest_point_sample(x, 0)
+    for fps in (farthest_point_sample, farthest_point_sample_torch):          # one check helper for both
+        with pytest.raises(ValueError, match="start must be None"):
+            fps(x, 2, start="first")
+        with pytest.raises(ValueError, match="lengths has 3 entries"):
+            fps(x, 2, lengths=[10, 10, 10])
+
+
+@pytest.fixture
+def fpsample_calls(monkeypatch):
+    """Counts the clouds that go through fpsample (the compiled CPU path)."""
+    calls = []
+    real = fps_module.fpsample.fps_sampling
+
+    def spy(pc, n, start_idx=None):
+        calls.append(pc.shape)
+        return real(pc, n, start_idx=start_idx)
+
+    monkeypatch.setattr(fps_module.fpsample, "fps_sampling", spy)
+    return calls
+
+
+@pytest.mark.parametrize("B, N, D, k", [(1, 8192, 3, 512), (4, 700, 3, 64), (3, 300, 1, 30), (2, 300, 7, 40)])
+def test_fps_compiled_path_equals_the_torch_reference(B, N, D, k, fpsample_calls):
+    g = torch.Generator().manual_seed(N + D)
+    x = torch.randn(B, N, D, generator=g)
+    lengths = torch.randint(k, N + 1, (B,), generator=g)
+    lengths[0] = N
+    padded = x.masked_fill((torch.arange(N)[None] >= lengths[:, None])[..., None], float("nan"))
+    starts = (torch.rand(B, generator=g) * lengths).long()
+    gen = lambda: torch.Generator().manual_seed(3)
+    for pts, kw in [(x, {}), (x, {"start": 0}), (x, {"start": "random", "generator": gen()}),
+                    (padded, {"lengths": lengths}), (padded, {"lengths": lengths, "start": starts}),
+                    (padded, {"lengths": lengths, "start": "random", "generator": gen()})]:
+        ref = farthest_point_sample_torch(pts, k, **{**kw, "generator": gen()})
+        assert torch.equal(farthest_point_sample(pts, k, **kw), ref), kw
+    assert len(fpsample_calls) == 6 * B and {s[1] for s in fpsample_calls} == {D}
+    assert sorted(s[0] for s in fpsample_calls[-B:]) == sorted(lengths.tolist())   # valid rows only
+    assert torch.equal(farthest_point_sample(x[0], k), farthest_point_sample_torch(x[0], k))   # (N, D) -> (k,)
+
+
+def test_fps_breaks_ties_by_the_lowest_index_on_both_paths():
+    grid = torch.stack(torch.meshgrid(*[torch.arange(4.0)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    dup = torch.tensor([[0.0, 0, 0], [1, 0, 0], [0, 0, 0], [1, 0, 0]])         # 2 distinct points, k = 4
+    same = torch.ones(5, 3)                                                      # one distinct point
+    rng = np.random.default_rng(3)
+    quantised = torch.as_tensor(np.round(rng.uniform(size=(3000, 3)) * 12), dtype=torch.float32)
+    for x, k, start in [(grid, 20, 0), (grid, 64, 5), (dup, 4, 0), (dup, 4, 3), (same, 5, 3),
+                        (quantised, 200, 0), (torch.zeros(1, 3), 1, 0)]:
+        want = _naive_fps(x.double().numpy(), k, start)
+        assert farthest_point_sample(x, k, start=start).tolist() == want
+        assert farthest_point_sample_torch(x, k, start=start).tolist() == want
+    assert farthest_point_sample(dup, 4).tolist() == [0, 1, 0, 0]               # repeats once distances are 0
+    assert farthest_point_sample(same, 5, start=3).tolist() == [3, 0, 0, 0, 0]
+    x = torch.rand(50, 3, generator=torch.Generator().manual_seed(0))
+    assert sorted(farthest_point_sample(x, 50, start=7).tolist()) == list(range(50))   # k == N: every point once
+
+
+def test_fps_picks_the_same_points_when_shuffled_or_duplicated():
+    x = torch.randn(1000, 3, generator=torch.Generator().manual_seed(4))
+    idx = farthest_point_sample(x, 64, start=10)
+    # every point twice: ties go to the first copy, so the indices themselves are unchanged
+    assert torch.equal(farthest_point_sample(torch.cat([x, x]), 64, start=10), idx)
+    assert torch.equal(farthest_point_sample(torch.cat([x, x])[None], 64, start=10, lengths=[1000])[0], idx)
+    perm = torch.randperm(1000, generator=torch.Generator().manual_seed(5))
+    start = int((perm == 10).nonzero())
+    assert torch.equal(perm[farthest_point_sample(x[perm], 64, start=start)], idx)
+
+
+def test_fps_float64_numpy_and_integer_inputs(fpsample_calls):
+    rng = np.random.default_rng(6)
+    x64 = rng.normal(size=(2, 400, 3))
+    # float64 keeps the torch loop (fpsample would round to float32): exact in float64
+    out = farthest_point_sample(x64, 32, start=5)
+    assert isinstance(out, np.ndarray) and out.dtype == np.int64 and out.shape == (2, 32)
+    assert [out[b].tolist() for b in range(2)] == [_naive_fps(x64[b], 32, 5) for b in range(2)]
+    assert torch.equal(farthest_point_sample(torch.as_tensor(x64), 32, start=5), torch.as_tensor(out))
+    # a cloud far from the origin, where float32 could not tell the points apart
+    far = 1e6 + rng.uniform(size=(300, 3)) * 1e-3
+    assert farthest_point_sample(far, 20).tolist() == _naive_fps(far, 20, 0)
+    assert fpsample_calls == []
+    # numpy float32 and integer clouds take the compiled path and agree with the reference
+    x32 = x64.astype(np.float32)
+    out32 = farthest_point_sample(x32, 32, start=5)
+    assert isinstance(out32, np.ndarray) and out32.dtype == np.int64
+    assert np.array_equal(out32, farthest_point_sample_torch(x32, 32, start=5))
+    xi = rng.integers(-50, 50, size=(500, 3))
+    assert np.array_equal(farthest_point_sample(xi, 40), farthest_point_sample_torch(xi, 40))
+    assert len(fpsample_calls) == 3
+    # the same call twice gives the same picks (no hidden random start)
+    assert np.array_equal(farthest_point_sample(x32, 32), farthest_point_sample(x32, 32))
 
 
 @cuda
