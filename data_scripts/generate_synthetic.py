@@ -33,6 +33,13 @@ from __future__ import annotations
 import argparse
 
 from fourdlib.data.synthetic import KINDS, generate_dataset
+from fourdlib.data.synthetic.generate import MIN_IMAGE_SIDE, OptionError, check_arguments, check_output_folder
+
+# generate_dataset's parameter -> this script's flag, for error messages
+FLAGS = {"kind": "--kind", "num_sequences": "--num", "num_frames": "--frames", "image_size": "--size",
+         "n_surface": "--surface", "workers": "--workers", "test_frac": "--test-frac",
+         "mixed_frac": "--mixed-frac", "motions_per_individual": "--motions-per-individual",
+         "unseen_individual_frac": "--unseen-individual-frac"}
 
 
 def main(argv=None):
@@ -59,10 +66,15 @@ def main(argv=None):
                          "course's 'static' set where every hidden side was seen by another frame")
     ap.add_argument("--compress", action="store_true",
                     help="compressed npz: ~2.7x smaller files, ~1.5x slower generation")
-    ap.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --out")
+    ap.add_argument("--overwrite", action="store_true",
+                    help="replace the dataset an earlier run wrote in --out: the files its manifest lists "
+                         "are removed, nothing else")
     args = ap.parse_args(argv)
+    # Every argument is checked before any work, and a refused run makes no folder.
     if args.size is not None and len(args.size) not in (1, 2):
         ap.error("--size takes one number (square) or two (H W)")
+    if args.size is not None and min(args.size) < MIN_IMAGE_SIDE:
+        ap.error(f"--size: image sides must be >= {MIN_IMAGE_SIDE} pixels, got {' '.join(map(str, args.size))}")
     size = None if args.size is None else (args.size * 2)[:2]
     split_options = {}
     if args.motions_per_individual is not None:
@@ -73,11 +85,22 @@ def main(argv=None):
         ap.error("--motions-per-individual / --unseen-individual-frac apply to --kind creatures only")
     if args.static and args.kind != "primitives":
         ap.error("--static applies to --kind primitives only")
-    generate_dataset(args.out, args.kind, args.num, num_frames=args.frames, seed=args.seed, image_size=size,
-                     n_surface=args.surface, workers=args.workers, compress=args.compress,
-                     overwrite=args.overwrite, test_frac=args.test_frac, mixed_frac=args.mixed_frac,
-                     maker_options={"motion": 0.0, "deform": 0.0} if args.static else None,
-                     **split_options)
+    try:
+        check_arguments(args.kind, args.num, num_frames=args.frames, image_size=size, n_surface=args.surface,
+                        workers=args.workers, test_frac=args.test_frac, mixed_frac=args.mixed_frac,
+                        **split_options)
+    except OptionError as e:
+        ap.error(f"{FLAGS.get(e.option, e.option)}: {e.detail}")
+    try:
+        check_output_folder(args.out, args.overwrite)
+    except FileExistsError as e:
+        ap.error(str(e).replace("overwrite=True (--overwrite)", "--overwrite"))
+    return generate_dataset(args.out, args.kind, args.num, num_frames=args.frames, seed=args.seed,
+                            image_size=size, n_surface=args.surface, workers=args.workers,
+                            compress=args.compress, overwrite=args.overwrite, test_frac=args.test_frac,
+                            mixed_frac=args.mixed_frac,
+                            maker_options={"motion": 0.0, "deform": 0.0} if args.static else None,
+                            **split_options)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,21 @@ def _run_args(p: argparse.ArgumentParser):
                         "small 14400, full none; 0 = none)")
     p.add_argument("--cell-timeout", type=float, metavar="SECONDS", help="limit per cell (default none)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
+    p.add_argument("--force", action="store_true", help="replace what an earlier fourd run wrote in --out "
+                                                        "(only the files it recorded; other files are kept)")
+
+
+SCALES = ("smoke", "tiny", "small", "full")
+
+
+def _parameters(args) -> dict:
+    """-p NAME VALUE pairs, read as values; a scale no notebook knows is refused before any run."""
+    from .course import CourseError, parse_value
+
+    params = {k: parse_value(v) for k, v in args.parameter}
+    if "scale" in params and params["scale"] not in SCALES:
+        raise CourseError(f"-p scale {params['scale']!r} is not a scale; choose from {', '.join(SCALES)}")
+    return params
 
 
 def _finish(result) -> int:
@@ -57,7 +72,7 @@ def add_course(sub):
                        description="Run notebooks/NN_*.ipynb in order with papermill; write executed "
                                    "notebooks, HTML views, summary.csv and index.html into a run folder. "
                                    "Exit status 1 if a notebook fails (the message names it and the cell).")
-    p.add_argument("--scale", choices=["smoke", "tiny", "small", "full"],
+    p.add_argument("--scale", choices=SCALES,
                    help="scale passed to every notebook (default: each notebook's own)")
     p.add_argument("--device", help="device passed to every notebook, e.g. cpu, cuda")
     p.add_argument("--seed", type=int, help="seed passed to every notebook")
@@ -71,13 +86,12 @@ def add_course(sub):
 
 
 def cmd_course(args) -> int:
-    from .course import parse_value, run_course
+    from .course import run_course
 
     result = run_course(scale=args.scale, device=args.device, seed=args.seed, only=args.only,
                         out=args.out, notebooks=args.notebooks, timeout=args.timeout,
                         cell_timeout=args.cell_timeout, keep_going=args.keep_going,
-                        extra={k: parse_value(v) for k, v in args.parameter},
-                        progress=not args.no_progress)
+                        extra=_parameters(args), progress=not args.no_progress, force=args.force)
     return _finish(result)
 
 
@@ -94,11 +108,11 @@ def add_run(sub):
 
 
 def cmd_run(args) -> int:
-    from .course import parse_value, run_one
+    from .course import run_one
 
-    result = run_one(args.notebook, {k: parse_value(v) for k, v in args.parameter}, out=args.out,
+    result = run_one(args.notebook, _parameters(args), out=args.out,
                      notebooks=args.notebooks, timeout=args.timeout, cell_timeout=args.cell_timeout,
-                     progress=not args.no_progress)
+                     progress=not args.no_progress, force=args.force)
     return _finish(result)
 
 

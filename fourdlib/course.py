@@ -19,6 +19,14 @@
 By default the series stops at the first failure (``keep_going=True`` runs the
 rest); either way a failure makes the exit status non-zero.
 
+The run folder (``--out``) is checked before anything runs (`check_run_dir`): it must be
+new or empty, and outside the notebooks' folders; ``force=True`` (the CLI's ``--force``)
+accepts a folder an earlier run wrote. A run is written into a temporary folder beside the
+run folder and renamed into place when it ends (after a failure or Ctrl-C too). Each run
+folder holds ``.fourd-run.json`` (RUN_MANIFEST), the list of what that run wrote; a forced
+re-run deletes exactly those files and keeps every other file in the folder. Nothing is
+ever deleted by name pattern.
+
 Why a kernel of this Python: papermill starts the kernelspec called "python3",
 which in a fresh environment may be some other interpreter (a user-level
 kernelspec, JUPYTER_PATH). If it does not run ``sys.executable``, a private
@@ -33,6 +41,7 @@ import html
 import json
 import math
 import os
+import secrets
 import shutil
 import sys
 import tempfile
@@ -250,11 +259,14 @@ def execute_notebook(source: Path, run_dir: Path, parameters: dict, *, kernel_na
     run = NotebookRun(source=source, parameters=dict(parameters))
     run.executed = run_dir / source.name
     views = run_dir / run.name
-    # a re-run into the same folder replaces everything this notebook wrote before
-    for old in [run.executed, run.executed.with_suffix(".html"), *run_dir.glob(f"{run.name}.*.json")]:
-        if old.name.endswith(_records.RECORD_SUFFIX) or old.suffix in (".ipynb", ".html"):
-            old.unlink(missing_ok=True)  # <name>.ipynb, <name>.html, <name>[.<variant>].record.json
-    shutil.rmtree(views, ignore_errors=True)
+    # Nothing is deleted or overwritten here: run_notebooks gives every run a fresh folder.
+    if run_dir == source.parent:
+        raise CourseError(f"running {source.name} into its own folder {run_dir} would write over the "
+                          "notebook; choose another run folder")
+    for path in (run.executed, run.executed.with_suffix(".html"), views):
+        if os.path.lexists(path):
+            raise CourseError(f"{_show_path(path)} already exists; execute_notebook does not replace "
+                              "files: run into a new folder (run_notebooks does)")
 
     deadline = time.monotonic() + timeout if timeout else None
     current = {}  # the cell being run and the limit it runs under, for timeouts and dead kernels
@@ -356,6 +368,184 @@ def export_html(executed: Path) -> Path:
     return out
 
 
+# ----------------------------------------------------------------------------- the run folder
+RUN_MANIFEST = ".fourd-run.json"  # in each run folder: every file and folder that run wrote
+_SUMMARY_FILES = ("summary.csv", "metrics.csv", "index.html", "index.html.tmp", RUN_MANIFEST)
+
+
+def _walk(folder: Path) -> tuple[list[str], list[str]]:
+    """Relative paths (posix) of the files (and links) and of the folders under `folder`,
+    without following links."""
+    files, dirs = [], []
+    for root, dirnames, filenames in os.walk(folder):
+        rel = Path(root).relative_to(folder)
+        for d in list(dirnames):
+            if os.path.islink(os.path.join(root, d)):
+                dirnames.remove(d)
+                files.append((rel / d).as_posix())
+            else:
+                dirs.append((rel / d).as_posix())
+        files.extend((rel / f).as_posix() for f in filenames)
+    return sorted(files), sorted(dirs)
+
+
+def _read_run_manifest(run_dir: Path) -> tuple[set, set]:
+    """(files, folders) an earlier run recorded in `run_dir`; empty if it has no readable
+    manifest (then every file there is the user's)."""
+    try:
+        m = json.loads((run_dir / RUN_MANIFEST).read_text(encoding="utf-8"))
+        files, dirs = m["files"], m["dirs"]
+        if m.get("tool") != "fourd" or not isinstance(files, list) or not isinstance(dirs, list):
+            return set(), set()
+    except (OSError, ValueError, KeyError, TypeError):
+        return set(), set()
+
+    def safe(rel):  # a plain relative path inside the folder
+        return isinstance(rel, str) and rel and not os.path.isabs(rel) and ".." not in Path(rel).parts
+    return {f for f in files if safe(f)} | {RUN_MANIFEST}, {d for d in dirs if safe(d)}
+
+
+def _write_run_manifest(run_dir: Path) -> None:
+    files, dirs = _walk(run_dir)
+    files = sorted(set(files) | {RUN_MANIFEST})
+    (run_dir / RUN_MANIFEST).write_text(json.dumps(
+        {"tool": "fourd", "format": 1, "note": "written by fourd run / fourd course: --force replaces "
+         "these files and folders and keeps everything else", "files": files, "dirs": dirs}, indent=1),
+        encoding="utf-8")
+
+
+def check_run_dir(run_dir: str | Path, notebooks: list, *, force: bool = False,
+                  allow_inside: bool = False) -> tuple[set, set]:
+    """May a run of `notebooks` write `run_dir`? Raises CourseError naming the path and what
+    to do if not; returns the (files, folders) an earlier run recorded there (replaced by
+    this run when force=True).
+
+    Refused: a folder that is, is inside, or contains a notebook's folder (the run would
+    write over the notebooks and the files beside them); a path through a file; a folder
+    that is not empty, unless force=True; and, even with force, a file or folder named like
+    one this run writes that an earlier run did not record (the user's own).
+    allow_inside=True accepts a new folder inside a notebook's folder (run_one's default
+    runs/<time>-<name> for a notebook in the working directory).
+    """
+    run_dir = Path(run_dir).resolve()
+    allow_inside = allow_inside and not os.path.lexists(run_dir)
+    for nb in notebooks:
+        folder = Path(nb).resolve().parent
+        if run_dir == folder or (folder in run_dir.parents and not allow_inside):
+            where = "is the folder of" if run_dir == folder else "is inside the folder of"
+            raise CourseError(f"output folder {run_dir} {where} the notebook {Path(nb).name} ({folder}): the "
+                              "run would write over the notebooks and the files beside them. Pass an --out "
+                              f"folder outside {folder} (or no --out: runs/<time>-<name> beside notebooks/)")
+        if run_dir in folder.parents:
+            raise CourseError(f"output folder {run_dir} contains the notebook {Path(nb).name} (in {folder}): "
+                              "the run would write over the notebooks and the files beside them. Pass an "
+                              "--out folder of its own, outside the notebooks' folder")
+    for p in (run_dir, *run_dir.parents):
+        if os.path.lexists(p):
+            if not p.is_dir():
+                raise CourseError(f"output folder {run_dir}: {p} is a file, not a folder; pass another --out")
+            break
+    if not run_dir.is_dir() or not any(run_dir.iterdir()):
+        return set(), set()
+    if not force:
+        raise CourseError(f"output folder {run_dir} is not empty; pass a new --out folder, or --force "
+                          "(force=True) to replace what an earlier fourd run wrote there (other files are kept)")
+    files, dirs = _read_run_manifest(run_dir)
+    stems = {Path(nb).stem for nb in notebooks}
+    for entry in sorted(run_dir.iterdir()):
+        name = entry.name
+        ours = name in _SUMMARY_FILES or any(
+            name in (stem, f"{stem}.ipynb", f"{stem}.html") or
+            (name.startswith(f"{stem}.") and name.endswith(_records.RECORD_SUFFIX)) for stem in stems)
+        recorded = name in (dirs if entry.is_dir() and not entry.is_symlink() else files)
+        if ours and not recorded:
+            raise CourseError(f"output folder {run_dir} holds {name}, which this run writes and which was not "
+                              f"written by an earlier fourd run (it is not in {RUN_MANIFEST}); move it away "
+                              "or pass another --out folder")
+    return files, dirs
+
+
+def _new_folder(parent: Path, prefix: str) -> Path:
+    """A new folder `parent/<prefix><random>` with the mode mkdir gives (umask), unlike
+    tempfile.mkdtemp's 0700: it becomes the run folder."""
+    for _ in range(100):
+        path = parent / f"{prefix}{secrets.token_hex(4)}"
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise CourseError(f"cannot make a temporary folder in {parent}")
+
+
+def _unique_sibling(path: Path, tag: str) -> Path:
+    k = 1
+    while True:
+        candidate = path.with_name(f"{path.name}-{tag}" + (f"-{k}" if k > 1 else ""))
+        if not os.path.lexists(candidate):
+            return candidate
+        k += 1
+
+
+def _move_into_place(tmp: Path, final: Path, recorded: tuple[set, set]) -> Path:
+    """Make the finished run in `tmp` the folder `final` in one rename. Files of `final`
+    that the earlier run did not record are moved into the new run first (kept); the
+    earlier run's recorded files are then deleted with the old folder, nothing else.
+    Returns where the run is (`final`, or a sibling if the user's files are in the way)."""
+    _write_run_manifest(tmp)
+    if not os.path.lexists(final):
+        os.rename(tmp, final)
+        return final
+    if final.is_dir() and not any(final.iterdir()):
+        final.rmdir()
+        os.rename(tmp, final)
+        return final
+    old_files, old_dirs = recorded
+    files, dirs = _walk(final)
+    keep = [f for f in files if f not in old_files] + [d for d in dirs if d not in old_dirs and
+                                                        not any(final.joinpath(d).iterdir())]
+    clash = [k for k in keep if (os.path.lexists(tmp / k) and not (k in dirs and (tmp / k).is_dir())) or
+             any(os.path.lexists(tmp / parent) and not (tmp / parent).is_dir()
+                 for parent in map(str, Path(k).parents) if parent != ".")]
+    if clash:  # a file the user put in the earlier run's views where this run wrote one
+        elsewhere = _unique_sibling(final, "new")
+        os.rename(tmp, elsewhere)
+        print(f"warning: {final / clash[0]} is not from an earlier run and this run wrote a file of that "
+              f"name: the run is in {elsewhere}, {final} is unchanged", file=sys.stderr)
+        return elsewhere
+    for k in keep:
+        (tmp / k).parent.mkdir(parents=True, exist_ok=True)
+        os.rename(final / k, tmp / k)
+    old = _new_folder(final.parent, f".{final.name}.fourd-old-")
+    os.rename(final, old / "run")  # two renames: `final` is missing for an instant, never mixed
+    os.rename(tmp, final)
+    for f in old_files:  # the old folder now holds only what the earlier run recorded
+        with contextlib.suppress(OSError):
+            (old / "run" / f).unlink()
+    for d in sorted(old_dirs, key=lambda d: -len(Path(d).parts)):
+        with contextlib.suppress(OSError):
+            (old / "run" / d).rmdir()
+    try:
+        (old / "run").rmdir()
+        old.rmdir()
+    except OSError:  # something appeared there meanwhile: keep it
+        print(f"warning: files that were in {final} while the run ended are in {old / 'run'}", file=sys.stderr)
+    return final
+
+
+def _relocate(run: NotebookRun, tmp: Path, final: Path) -> None:
+    """Point a NotebookRun's paths into the folder the run was moved to."""
+    def moved(p):
+        if p is None:
+            return None
+        try:
+            return final / Path(p).relative_to(tmp)
+        except ValueError:
+            return p
+    run.executed, run.html = moved(run.executed), moved(run.html)
+    run.views = [moved(v) for v in run.views]
+
+
 # ----------------------------------------------------------------------------- the series
 
 def default_run_dir(notebooks_dir: Path, label: str) -> Path:
@@ -372,17 +562,24 @@ def default_run_dir(notebooks_dir: Path, label: str) -> Path:
 def run_notebooks(notebooks: list, run_dir: str | Path, parameters: dict, *, strict: bool = False,
                   keep_going: bool = False, timeout: float | None = None,
                   cell_timeout: float | None = None, progress: bool = True,
-                  title: str = "fourd course") -> CourseResult:
+                  title: str = "fourd course", force: bool = False,
+                  allow_inside: bool = False) -> CourseResult:
     """Run notebooks in order into ``run_dir`` and write the summary.
 
     parameters: values to inject; each notebook gets those its parameters cell declares.
       strict=True (``fourd run``): a parameter the notebook does not declare is an error
       (a typo would otherwise be silently ignored).
+    run_dir: a new or empty folder, outside the notebooks' folders (see `check_run_dir`).
+      force=True accepts a folder an earlier run wrote: what that run recorded in its
+      manifest (RUN_MANIFEST) is replaced, every other file in the folder is kept.
+      allow_inside: see `check_run_dir` (for a run folder the runner chose itself).
+    Raises CourseError, before running anything, for a run folder it must not write.
     """
     from tqdm.auto import tqdm
 
     notebooks = [Path(p).resolve() for p in notebooks]
     run_dir = Path(run_dir).resolve()
+    recorded = check_run_dir(run_dir, notebooks, force=force, allow_inside=allow_inside)  # before any work
     declared = {p: declared_parameters(p) for p in notebooks}
     for name in parameters:
         users = [p.name for p in notebooks if name in declared[p]]
@@ -396,10 +593,24 @@ def run_notebooks(notebooks: list, run_dir: str | Path, parameters: dict, *, str
 
     runs = [NotebookRun(source=p, parameters={k: v for k, v in parameters.items() if k in declared[p]})
             for p in notebooks]
-    run_dir.mkdir(parents=True, exist_ok=True)
-    meta = dict(title=title, run_dir=str(run_dir), parameters=parameters, commit=_records.git_commit(),
+    final_dir = run_dir
+    created = [p for p in (final_dir.parent, *final_dir.parent.parents) if not p.exists()]
+    final_dir.parent.mkdir(parents=True, exist_ok=True)
+    # The run is written into a temporary folder beside the run folder and moved into place
+    # when it ends (also after a failure or Ctrl-C): a run folder is only ever replaced whole.
+    run_dir = _new_folder(final_dir.parent, f".{final_dir.name}.fourd-running-")
+    meta = dict(title=title, run_dir=str(final_dir), parameters=parameters, commit=_records.git_commit(),
                 started=_dt.datetime.now().isoformat(timespec="seconds"))
-    summary = write_summary(run_dir, runs, meta)
+    try:
+        summary = write_summary(run_dir, runs, meta)
+    except BaseException:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        for p in created:
+            with contextlib.suppress(OSError):
+                p.rmdir()
+        raise
+    print(f"writing into {_show_path(run_dir)}; it becomes {_show_path(final_dir)} when the run ends",
+          file=sys.stdout)
     bar = tqdm(runs, desc=title, unit="notebook", disable=not progress)
     try:
         with python_kernel() as kernel:
@@ -425,16 +636,27 @@ def run_notebooks(notebooks: list, run_dir: str | Path, parameters: dict, *, str
     finally:
         bar.close()
         meta["finished"] = _dt.datetime.now().isoformat(timespec="seconds")
-        summary = write_summary(run_dir, runs, meta)
-    return CourseResult(run_dir=run_dir, runs=runs, summary=summary, index=run_dir / "index.html")
+        try:
+            summary = write_summary(run_dir, runs, meta)
+        finally:
+            try:
+                placed = _move_into_place(run_dir, final_dir, recorded)
+            except OSError as e:  # e.g. the folder was made or filled meanwhile: keep the run where it is
+                print(f"warning: could not move the run to {final_dir} ({type(e).__name__}: {e}); it is in "
+                      f"{run_dir}", file=sys.stderr)
+                placed = run_dir
+            for run in runs:
+                _relocate(run, run_dir, placed)
+    return CourseResult(run_dir=placed, runs=runs, summary=summary, index=placed / "index.html")
 
 
 def run_course(*, scale: str | None = None, device: str | None = None, seed: int | None = None,
                only=(), out: str | Path | None = None, notebooks: str | Path | None = None,
                timeout: float | None = None, cell_timeout: float | None = None, extra: dict | None = None,
-               keep_going: bool = False, progress: bool = True) -> CourseResult:
+               keep_going: bool = False, progress: bool = True, force: bool = False) -> CourseResult:
     """Run the notebook series (``fourd course``). Unset scale/device/seed keep each
-    notebook's own default. timeout: seconds per notebook (default by scale, 0 = none)."""
+    notebook's own default. timeout: seconds per notebook (default by scale, 0 = none).
+    force: replace an earlier run in ``out`` (see `run_notebooks`)."""
     folder = find_notebooks_dir(notebooks)
     nbs = discover(folder, only)
     params = {k: v for k, v in dict(scale=scale, device=device, seed=seed).items() if v is not None}
@@ -443,18 +665,20 @@ def run_course(*, scale: str | None = None, device: str | None = None, seed: int
         timeout = DEFAULT_TIMEOUT.get(scale, DEFAULT_TIMEOUT[None])
     run_dir = Path(out) if out else default_run_dir(folder, scale or "default")
     return run_notebooks(nbs, run_dir, params, keep_going=keep_going, timeout=timeout or None,
-                         cell_timeout=cell_timeout or None, progress=progress,
+                         cell_timeout=cell_timeout or None, progress=progress, force=force,
                          title=f"fourd course ({', '.join(f'{k}={v}' for k, v in params.items()) or 'defaults'})")
 
 
 def run_one(notebook: str | Path, parameters: dict | None = None, *, out: str | Path | None = None,
             notebooks: str | Path | None = None, timeout: float | None = None,
-            cell_timeout: float | None = None, progress: bool = True) -> CourseResult:
-    """Run one notebook with parameters (``fourd run``), same outputs as the course."""
+            cell_timeout: float | None = None, progress: bool = True, force: bool = False) -> CourseResult:
+    """Run one notebook with parameters (``fourd run``), same outputs as the course.
+    force: replace an earlier run in ``out`` (see `run_notebooks`)."""
     source = resolve_notebook(notebook, notebooks)
     parameters = dict(parameters or {})
     if timeout is None:
         timeout = DEFAULT_TIMEOUT.get(parameters.get("scale"), DEFAULT_TIMEOUT[None])
+    chosen = out is None  # a new timestamped folder: it may lie inside the notebook's folder
     if out is None:
         try:  # runs/ of the checkout even for a notebook elsewhere; else of the working dir
             out = default_run_dir(find_notebooks_dir(notebooks), source.stem)
@@ -462,8 +686,8 @@ def run_one(notebook: str | Path, parameters: dict | None = None, *, out: str | 
             out = default_run_dir(Path.cwd() / "notebooks", source.stem)
     run_dir = Path(out)
     return run_notebooks([source], run_dir, parameters, strict=True, timeout=timeout or None,
-                         cell_timeout=cell_timeout or None, progress=progress,
-                         title=f"fourd run {source.name}")
+                         cell_timeout=cell_timeout or None, progress=progress, force=force,
+                         title=f"fourd run {source.name}", allow_inside=chosen)
 
 
 # ----------------------------------------------------------------------------- summary

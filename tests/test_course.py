@@ -141,3 +141,152 @@ def test_console_script_help():
     assert res.returncode == 0
     for name in ("course", "run", "tables"):
         assert name in res.stdout
+
+
+# ----------------------------------------------------------------------------- the output folder
+def _checksums(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else "dir") for p in sorted(folder.rglob("*"))}
+
+
+@pytest.fixture
+def fake_executor(monkeypatch):
+    """Replace the kernel by a function that writes what a notebook run writes (fast), and
+    records where it was asked to write."""
+    calls = []
+
+    def execute(source, run_dir, parameters, **kwargs):
+        run_dir, source = Path(run_dir), Path(source)
+        calls.append(run_dir)
+        tag = f"run {len(calls)}"
+        run = course.NotebookRun(source=source, parameters=dict(parameters), status="ok", seconds=0.1)
+        run.executed = run_dir / source.name
+        run.executed.write_text(tag)
+        run.html = run.executed.with_suffix(".html")
+        run.html.write_text(tag)
+        views = run_dir / source.stem
+        views.mkdir()
+        (views / "view.html").write_text(tag)
+        if len(calls) in (1, 3):
+            (views / "first-run-only.html").write_text(tag)
+        run.views = sorted(views.rglob("*.html"))
+        return run
+    monkeypatch.setattr(course, "execute_notebook", execute)
+    return calls
+
+
+def test_run_refuses_an_out_folder_that_holds_or_is_inside_the_notebooks(tmp_path, capsys, fake_executor):
+    nbdir = tmp_path / "nbdir"
+    nbdir.mkdir()
+    nb = nbdir / "analysis.ipynb"
+    nb.write_bytes((FIXTURES / "slow_notebook.ipynb").read_bytes())
+    (nbdir / "analysis").mkdir()  # the user's own folder named like the notebook
+    (nbdir / "analysis" / "data.csv").write_text("1,2,3")
+    (nbdir / "analysis.html").write_text("the user's page")
+    before = _checksums(tmp_path)
+    for out, what in ((nbdir, "is the folder of"), (nbdir / "analysis", "is inside the folder of"),
+                      (nbdir / "new", "is inside the folder of"), (tmp_path, "contains")):
+        assert main(["run", str(nb), "--out", str(out), "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert f"output folder {out} {what} the notebook" in err and "--out" in err, err
+        with pytest.raises(course.CourseError, match="output folder"):
+            course.run_one(nb, out=out, force=True, progress=False)  # force does not change that
+    series = tmp_path / "series"
+    series.mkdir()
+    (series / "01_record.ipynb").write_bytes((SERIES / "01_record.ipynb").read_bytes())
+    before = _checksums(tmp_path)
+    assert main(["course", "--notebooks", str(series), "--out", str(series / "runs")]) == 2
+    assert "is inside the folder of the notebook 01_record.ipynb" in capsys.readouterr().err
+    assert fake_executor == []  # refused before any work
+    assert _checksums(tmp_path) == before  # nothing deleted, nothing written
+
+
+def test_run_refuses_a_non_empty_out_folder_unless_forced(tmp_path, capsys, fake_executor):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert main(["run", str(FIXTURES / "slow_notebook.ipynb"), "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"output folder {out} is not empty" in err and "force" in err
+    with pytest.raises(course.CourseError, match="not empty"):
+        course.run_course(notebooks=SERIES, out=out, progress=False)
+    # a user file where the run would write its own is refused even with force
+    (out / "slow_notebook.html").write_text("my page")
+    with pytest.raises(course.CourseError, match=r"slow_notebook.html.*not written by an earlier fourd run"):
+        course.run_one(FIXTURES / "slow_notebook.ipynb", out=out, force=True, progress=False)
+    assert fake_executor == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert _checksums(out) == {"notes.txt": b"mine", "slow_notebook.html": b"my page"}
+
+
+def test_run_writes_beside_and_swaps_in_and_force_replaces_only_what_it_recorded(tmp_path, fake_executor):
+    nb = FIXTURES / "slow_notebook.ipynb"
+    out = tmp_path / "out"
+    res = course.run_one(nb, out=out, progress=False)
+    assert res.ok and res.run_dir == out and res.index == out / "index.html"
+    assert fake_executor[0].parent == tmp_path and fake_executor[0] != out  # a temporary sibling
+    assert res.runs[0].executed == out / "slow_notebook.ipynb" and res.runs[0].html == out / "slow_notebook.html"
+    manifest = json.loads((out / course.RUN_MANIFEST).read_text())
+    assert "slow_notebook/first-run-only.html" in manifest["files"] and "summary.csv" in manifest["files"]
+    # the user adds files next to the run's (and inside its views folder)
+    (out / "notes.txt").write_text("mine")
+    (out / "slow_notebook" / "my-sketch.txt").write_text("mine too")
+    with pytest.raises(course.CourseError, match="not empty"):
+        course.run_one(nb, out=out, progress=False)
+    res = course.run_one(nb, out=out, force=True, progress=False)
+    assert res.ok and res.run_dir == out
+    assert (out / "slow_notebook.ipynb").read_text() == "run 2" and (out / "slow_notebook/view.html").read_text() == "run 2"
+    assert not (out / "slow_notebook" / "first-run-only.html").exists()  # the earlier run's, not this one's
+    assert (out / "notes.txt").read_text() == "mine" and (out / "slow_notebook" / "my-sketch.txt").read_text() == "mine too"
+    manifest = json.loads((out / course.RUN_MANIFEST).read_text())
+    assert "notes.txt" not in manifest["files"] and "slow_notebook/my-sketch.txt" not in manifest["files"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temporary or old folder left
+    assert pd.read_csv(out / "summary.csv")["status"].tolist() == ["ok"]
+    # a user file (not recorded by run 2) where run 3 writes one: the run goes beside, out is unchanged
+    (out / "slow_notebook" / "first-run-only.html").write_text("the user's now")
+    before = _checksums(out)
+    res = course.run_one(nb, out=out, force=True, progress=False)
+    assert res.run_dir == tmp_path / "out-new" and (res.run_dir / "slow_notebook.ipynb").read_text() == "run 3"
+    assert _checksums(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "out-new"]
+
+
+def test_an_interrupted_run_is_still_moved_into_place(tmp_path, monkeypatch):
+    def interrupted(source, run_dir, parameters, **kwargs):
+        (Path(run_dir) / "partial.txt").write_text("half")
+        raise KeyboardInterrupt
+    monkeypatch.setattr(course, "execute_notebook", interrupted)
+    out = tmp_path / "out"
+    assert main(["run", str(FIXTURES / "slow_notebook.ipynb"), "--out", str(out), "--no-progress"]) == 130
+    assert pd.read_csv(out / "summary.csv")["status"].tolist() == ["interrupted"]
+    assert (out / "partial.txt").read_text() == "half"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_execute_notebook_never_writes_over_the_notebook(tmp_path):
+    nb = tmp_path / "analysis.ipynb"
+    nb.write_bytes((FIXTURES / "slow_notebook.ipynb").read_bytes())
+    before = _checksums(tmp_path)
+    with pytest.raises(course.CourseError, match="would write over"):
+        course.execute_notebook(nb, tmp_path, {}, progress=False)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "analysis").mkdir()
+    with pytest.raises(course.CourseError, match=r"run/analysis already exists"):
+        course.execute_notebook(nb, tmp_path / "run", {}, progress=False)
+    assert _checksums(tmp_path) == {**before, "run": "dir", "run/analysis": "dir"}
+
+
+def test_default_run_folder_of_a_notebook_in_the_working_directory(tmp_path, monkeypatch, fake_executor):
+    """Without --out and outside a checkout, a notebook's run goes to runs/<time>-<name> in
+    the working directory: a new folder the runner chose, allowed inside the notebook's folder."""
+    nb = tmp_path / "analysis.ipynb"
+    nb.write_bytes((FIXTURES / "slow_notebook.ipynb").read_bytes())
+    monkeypatch.chdir(tmp_path)
+
+    def no_checkout(notebooks=None):
+        raise course.CourseError("no notebooks/ folder")
+    monkeypatch.setattr(course, "find_notebooks_dir", no_checkout)
+    res = course.run_one(nb, progress=False)
+    assert res.ok and res.run_dir.parent == tmp_path / "runs" and res.run_dir.name.endswith("-analysis")
+    assert nb.read_bytes() == (FIXTURES / "slow_notebook.ipynb").read_bytes()
+    with pytest.raises(course.CourseError, match="is inside the folder of the notebook"):
+        course.run_one(nb, out=tmp_path / "runs" / "mine", progress=False)  # given: refused

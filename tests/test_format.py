@@ -155,6 +155,64 @@ def test_load_refuses_truncated_and_foreign_files(blob, tmp_path):
         Sequence4D.load(tmp_path / "mm.npz")
 
 
+def _small_sequence():
+    T = 3
+    return Sequence4D(times=np.arange(T, dtype=float), partial_points=[np.zeros((4 + t, 3)) for t in range(T)],
+                      partial_instance=[np.zeros(4 + t, np.int16) for t in range(T)],
+                      surface_points=np.zeros((T, 5, 3)), object_names=["a"], meta={"name": "small"})
+
+
+def _rewrite(src, dst, header=None, **changes):
+    """Copy the .npz `src` to `dst` with arrays changed (None drops one) or the header replaced."""
+    with np.load(src) as z:
+        arrays = {k: z[k] for k in z.files}
+    if header is not None:
+        h = header(json.loads(bytes(arrays["__header__"]).decode()))
+        arrays["__header__"] = np.frombuffer(json.dumps(h).encode(), np.uint8)
+    arrays.update(changes)
+    np.savez(dst, **{k: v for k, v in arrays.items() if v is not None})
+    return dst
+
+
+@pytest.mark.parametrize("change, match", [
+    # ragged fields: the per-frame counts must describe the data exactly (7 + 5 + 6 = 15 points)
+    (dict(partial_points__counts=np.array([4, 5, 2])), r"partial_points__counts: the counts add up to 11 "
+                                                       r"but partial_points__data holds 15"),
+    (dict(partial_points__counts=np.array([4, 5, 60])), r"partial_points__counts: .*69 .* 15"),
+    (dict(partial_points__counts=np.array([-1, 10, 6])), r"partial_points__counts: negative count -1 "
+                                                         r"\(frame 0\)"),
+    (dict(partial_points__counts=np.array([9, 6])), r"partial_points__counts: 2 counts but times has 3 frames"),
+    (dict(partial_points__counts=np.array([4.0, 5.0, 6.0])), r"partial_points__counts: .*integer.*float64"),
+    (dict(partial_points__counts=np.array([[4, 5, 6]])), r"partial_points__counts: expected shape \(T,\)"),
+    (dict(partial_instance__counts=np.array([4, 6, 5])), r"partial_instance__counts: the counts .*"
+                                                         r"differ from partial_points__counts"),
+    (dict(partial_instance__counts=None), r"partial_instance__data is stored without partial_instance__counts"),
+    (dict(partial_instance__data=None), r"partial_instance__counts is stored without partial_instance__data"),
+    (dict(partial_points__data=np.zeros(15)), r"partial_points\[0\]: expected shape \(N_t, 3\)"),
+    # the JSON header
+    (dict(header=lambda h: [h]), r"__header__: expected a JSON object, got list"),
+    (dict(header=lambda h: "text"), r"__header__: expected a JSON object, got str"),
+    (dict(header=lambda h: {**h, "version": "1"}), r"__header__: version must be an integer, got str '1'"),
+    (dict(header=lambda h: {**h, "version": True}), r"__header__: version must be an integer, got bool"),
+    (dict(header=lambda h: {**h, "flow_ref": "zero"}), r"__header__: flow_ref must be an integer, got str"),
+    (dict(header=lambda h: {**h, "meta": [1, 2]}), r"__header__: meta must be a JSON object, got list"),
+    (dict(header=lambda h: {**h, "object_names": "a"}), r"__header__: object_names must be a list of "
+                                                         r"strings or null, got str"),
+    (dict(header=lambda h: {**h, "object_names": [1]}), r"__header__: object_names must be a list of strings"),
+    (dict(header=lambda h: {k: v for k, v in h.items() if k != "version"}), r"__header__: version is missing"),
+    (dict(__header__=np.ones(3)), r"__header__: expected the JSON header as uint8 bytes, got float64"),
+    (dict(times=np.float64(1.0)), r"times: expected shape \(T,\) with T >= 1, got \(\)"),
+])
+def test_load_checks_counts_and_header_types(tmp_path, change, match):
+    good = _small_sequence().save(tmp_path / "good.npz")
+    header = change.pop("header", None)
+    bad = _rewrite(good, tmp_path / "bad.npz", header=header, **change)
+    with pytest.raises(FormatError, match=match) as info:
+        Sequence4D.load(bad)
+    assert str(info.value).startswith(f"{bad}: ")  # names the file too
+    assert Sequence4D.load(good).partial_points[2].shape == (6, 3)  # the original still loads
+
+
 def test_frames_selection_keeps_flow_anchor(blob):
     seq, _ = blob
     sub = seq.frames([0, 2, 4])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from pykdtree.kdtree import KDTree
 from scipy.spatial.transform import Rotation
 
 from fourdlib.data.capture import capture, points_on_mesh, sample_surface
+from fourdlib.data.dataset import write_manifest
 from fourdlib.data.sequence import FormatError, Sequence4D
 from fourdlib.data.synthetic import (BODY_PLANS, MOTIONS, CameraSpec, Skeleton, animate,
                                      creature_split_plan, dataset_plan, forward_kinematics,
@@ -380,6 +382,126 @@ def test_cli_writes_a_dataset(tmp_path):
     m = json.loads((tmp_path / "s" / "manifest.json").read_text())
     s = Sequence4D.load(tmp_path / "s" / m["sequences"][0]["file"])
     assert s.depth.shape[-2:] == (32, 40) and m["info"]["compressed"] is True
+
+
+def _generator_cli():
+    spec = importlib.util.spec_from_file_location(
+        "generate_synthetic", Path(__file__).resolve().parents[1] / "data_scripts" / "generate_synthetic.py")
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    return cli
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--kind", "primitives", "--test-frac", "1.5"], r"--test-frac: must be in \[0, 1\), got 1.5"),
+    (["--kind", "primitives", "--test-frac", "-0.5"], r"--test-frac: must be in \[0, 1\), got -0.5"),
+    (["--kind", "primitives", "--test-frac", "1"], r"--test-frac: must be in \[0, 1\)"),
+    (["--kind", "primitives", "--test-frac", "nan"], r"--test-frac: must be in \[0, 1\), got nan"),
+    (["--kind", "compositional", "--mixed-frac", "1.2"], r"--mixed-frac: must be in \[0, 1\)"),
+    (["--kind", "primitives", "--workers", "-2"], r"--workers: must be >= 1, got -2"),
+    (["--kind", "primitives", "--workers", "0"], r"--workers: must be >= 1, got 0"),
+    (["--kind", "primitives", "--num", "0"], r"--num: must be >= 1, got 0"),
+    (["--kind", "primitives", "--frames", "-3"], r"--frames: must be >= 1, got -3"),
+    (["--kind", "primitives", "--size", "4"], r"--size: image sides must be >= 8 pixels, got 4"),
+    (["--kind", "primitives", "--size", "32", "0"], r"--size: image sides must be >= 8 pixels"),
+    (["--kind", "primitives", "--size", "8", "8", "8"], r"--size takes one number"),
+    (["--kind", "primitives", "--surface", "0"], r"--surface: must be >= 1, got 0"),
+    (["--kind", "creatures", "--unseen-individual-frac", "1.5"], r"--unseen-individual-frac: must be in \[0, 1\)"),
+    (["--kind", "creatures", "--motions-per-individual", "0"], r"--motions-per-individual: .*must be in \[1, "),
+    (["--kind", "scenes", "--static"], r"--static applies to --kind primitives only"),
+    (["--kind", "primitives", "--motions-per-individual", "2"], r"apply to --kind creatures only"),
+])
+def test_cli_refuses_bad_arguments_before_any_work(tmp_path, capsys, args, match):
+    out = tmp_path / "new" / "set"
+    with pytest.raises(SystemExit) as info:
+        _generator_cli().main(args + ["--out", str(out)])
+    assert info.value.code == 2  # argparse's usage error, not a traceback
+    err = capsys.readouterr().err
+    assert re.search(match, err), err
+    assert "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []  # no folder made, not even its parent
+
+
+def test_cli_refuses_an_existing_dataset_and_a_file_as_out(tmp_path, capsys):
+    cli = _generator_cli()
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "manifest.json").write_text(json.dumps({"info": {}, "sequences": []}))
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--kind", "primitives", "--num", "1", "--out", str(tmp_path / "d")])
+    assert info.value.code == 2 and "already holds a dataset" in capsys.readouterr().err
+    (tmp_path / "f").write_text("a file")
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--kind", "primitives", "--num", "1", "--out", str(tmp_path / "f")])
+    assert info.value.code == 2 and "is a file" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "f"]
+
+
+def test_generate_dataset_validates_before_touching_the_disk(tmp_path):
+    for kwargs, match in ((dict(test_frac=1.5), r"test_frac must be in \[0, 1\)"),
+                          (dict(test_frac=-0.5), r"test_frac must be in \[0, 1\)"),
+                          (dict(workers=-2), r"workers must be >= 1"),
+                          (dict(mixed_frac=1.0), r"mixed_frac must be in \[0, 1\)"),
+                          (dict(num_frames=0), r"num_frames must be >= 1"),
+                          (dict(image_size=(4, 4)), r"image_size"),
+                          (dict(n_surface=0), r"n_surface must be >= 1")):
+        with pytest.raises(ValueError, match=match):
+            generate_dataset(tmp_path / "x" / "y", "primitives", 2, progress=False, **kwargs)
+    with pytest.raises(ValueError, match=r"unseen_individual_frac must be in \[0, 1\)"):
+        generate_dataset(tmp_path / "x", "creatures", 2, progress=False, unseen_individual_frac=2.0)
+    assert list(tmp_path.iterdir()) == []
+    # a plan leaves at least one train sequence whatever the rounding
+    for n in (2, 3, 5):
+        assert any(p["split"] == "train" for p in dataset_plan("primitives", n, test_frac=0.9))
+
+
+def test_overwrite_removes_only_what_the_generator_recorded(tmp_path):
+    kw = dict(num_frames=2, image_size=(24, 24), n_surface=64, workers=1, progress=False)
+    folder = tmp_path / "d"
+    first = json.loads(generate_dataset(folder, "scenes", 3, **kw).read_text())
+    old_files = [e["file"] for e in first["sequences"]]
+    (folder / "mine.npz").write_bytes(b"the user's own file")  # not recorded: never touched
+    (folder / "notes.txt").write_text("notes")
+    seq = Sequence4D.load(folder / old_files[0])
+    seq.save(folder / "kept_sequence.npz")
+    path = _generator_cli().main(["--kind", "primitives", "--num", "2", "--frames", "2", "--size", "24",
+                                  "--surface", "64", "--workers", "1", "--out", str(folder), "--overwrite"])
+    second = json.loads((folder / "manifest.json").read_text())
+    new_files = [e["file"] for e in second["sequences"]]
+    assert second["info"]["kind"] == "primitives" and len(new_files) == 2
+    assert {e["kind"] for e in second["sequences"]} == {"primitives"}
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        new_files + ["manifest.json", "mine.npz", "notes.txt", "kept_sequence.npz"])
+    assert (folder / "mine.npz").read_bytes() == b"the user's own file"
+    for f in new_files:
+        assert Sequence4D.load(folder / f).meta["kind"] == "primitives"
+    assert path == folder / "manifest.json"
+    # a manifest another tool wrote is not the generator's to clear
+    write_manifest(tmp_path / "other", [{"file": "x.npz", "split": "train"}], {"source": "a converter"})
+    (tmp_path / "other" / "x.npz").write_bytes(b"converted")
+    with pytest.raises(FileExistsError, match="not written by fourdlib.data.synthetic"):
+        generate_dataset(tmp_path / "other", "primitives", 1, overwrite=True, **kw)
+    assert (tmp_path / "other" / "x.npz").read_bytes() == b"converted"
+
+
+def test_failed_generation_leaves_no_folder_and_the_old_dataset(tmp_path, monkeypatch):
+    from fourdlib.data.synthetic import generate as gen
+
+    kw = dict(num_frames=2, image_size=(24, 24), n_surface=64, workers=1, progress=False)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("maker failed")
+    monkeypatch.setitem(gen._MAKERS, "primitives", broken)
+    with pytest.raises(RuntimeError, match="maker failed"):
+        generate_dataset(tmp_path / "new", "primitives", 2, **kw)
+    assert not (tmp_path / "new").exists()
+    monkeypatch.undo()
+    before = generate_dataset(tmp_path / "d", "primitives", 2, **kw).read_text()
+    names = sorted(p.name for p in (tmp_path / "d").iterdir())
+    monkeypatch.setitem(gen._MAKERS, "primitives", broken)
+    with pytest.raises(RuntimeError, match="maker failed"):
+        generate_dataset(tmp_path / "d", "primitives", 3, overwrite=True, **kw)
+    assert (tmp_path / "d" / "manifest.json").read_text() == before  # the old dataset is intact
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == names
 
 
 # -------------------------------------------------------------------------- errors

@@ -33,14 +33,15 @@ def synthetic_dataset(name: str, kind: str, *, sequences: int, num_frames: int, 
     options = dict(maker_options or {})
     want = {"kind": kind, "num_sequences": sequences, "num_frames": num_frames, "maker_options": options,
             "n_surface": n_surface, "image_size": list(image_size) if image_size else None}
-    if (folder / "manifest.json").exists():   # cached: reuse it unless the request has changed since
+    exists = (folder / "manifest.json").exists()
+    if exists:   # cached: reuse it unless the request has changed since
         info = read_manifest(folder).get("info", {})
-        if {k: info.get(k) for k in want} != want:
-            if progress:
-                print(f"{folder} was generated with other parameters; generating it again")
-            (folder / "manifest.json").unlink()
-    if not (folder / "manifest.json").exists():
-        generate_dataset(folder, kind, sequences, num_frames=num_frames, seed=seed, image_size=image_size,
-                         n_surface=n_surface, progress=progress, maker_options=options,
-                         overwrite=folder.exists(), workers=workers)
+        if {k: info.get(k) for k in want} == want:
+            return folder
+        if progress:
+            print(f"{folder} was generated with other parameters; generating it again")
+    # overwrite replaces only the files the earlier generation recorded in its manifest
+    generate_dataset(folder, kind, sequences, num_frames=num_frames, seed=seed, image_size=image_size,
+                     n_surface=n_surface, progress=progress, maker_options=options, overwrite=exists,
+                     workers=workers)
     return folder

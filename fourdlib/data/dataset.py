@@ -48,11 +48,14 @@ def read_manifest(folder) -> dict[str, Any]:
         raise FileNotFoundError(f"{folder} is not a dataset folder: no {MANIFEST} (make one with "
                                 f"data_scripts/generate_synthetic.py or a converter in data_scripts/)")
     try:
-        m = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
+        m = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise FormatError(f"{path}: not valid JSON ({e})") from e
     if not isinstance(m, dict) or not isinstance(m.get("sequences"), list):
         raise FormatError(f"{path}: expected {{'info': ..., 'sequences': [...]}}")
+    for i, entry in enumerate(m["sequences"]):
+        if not (isinstance(entry, dict) and isinstance(entry.get("file"), str) and entry["file"]):
+            raise FormatError(f"{path}: sequences[{i}] must be {{'file': <name>, 'split': ...}}, got {entry!r:.80}")
     return m
 
 

@@ -65,7 +65,10 @@ def read_mask(path) -> np.ndarray:
     import imageio.v3 as iio
 
     path = need_file(path, "DeepDeform mask")
-    m = iio.imread(path)
+    try:
+        m = iio.imread(path)
+    except Exception as e:  # noqa: BLE001 - imageio raises many types for unreadable files
+        raise FormatError(f"{path}: not a readable image ({type(e).__name__}: {e})") from e
     if m.ndim != 2:
         raise FormatError(f"{path}: a mask must have one channel, got shape {m.shape}")
     vals = np.unique(m)

@@ -168,7 +168,9 @@ class Sequence4D:
                 continue
             a = np.asarray(a)
             _check_kind(name, a, kind)
-            setattr(self, name, np.ascontiguousarray(a, dtype=_DTYPES.get(name, np.float32)))
+            # astype keeps a 0-d array 0-d (ascontiguousarray would make it (1,)), so that
+            # validate() refuses it instead of reading a scalar as one frame
+            setattr(self, name, a.astype(_DTYPES.get(name, np.float32), order="C", copy=False))
         for name in _LIST_FIELDS:
             frames = getattr(self, name)
             if frames is None:
@@ -182,7 +184,7 @@ class Sequence4D:
             for t, f in enumerate(frames):
                 f = np.asarray(f)
                 _check_kind(f"{name}[{t}]", f, kind)
-                out.append(np.ascontiguousarray(f, dtype=dtype))
+                out.append(f.astype(dtype, order="C", copy=False))
             setattr(self, name, out)
         if self.object_names is not None:
             self.object_names = [str(n) for n in self.object_names]
@@ -214,9 +216,9 @@ class Sequence4D:
     # ------------------------------------------------------------- validation
     def validate(self) -> "Sequence4D":
         """Raise `FormatError` naming the field and the problem; return self if fine."""
-        T = len(self.times)
-        if self.times.ndim != 1 or T == 0:
+        if self.times.ndim != 1 or len(self.times) == 0:
             raise FormatError(f"times: expected shape (T,) with T >= 1, got {self.times.shape}")
+        T = len(self.times)
         sizes: dict[str, int] = {"T": T}
         for name, (_, pattern) in _ARRAY_FIELDS.items():
             a = getattr(self, name)
@@ -365,33 +367,46 @@ class Sequence4D:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Sequence4D":
-        """Read a file written by `save`; validates, and names the problem if it cannot."""
+        """Read a file written by `save`; validates, and names the problem if it cannot.
+
+        Raises FileNotFoundError for a missing file and FormatError (naming the file and
+        the field) for anything else: not an .npz, no or a malformed header, per-frame
+        counts of a ragged field that do not describe its data, or a field that fails
+        validation.
+        """
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"no sequence file at {path}")
         try:
-            z = np.load(path, allow_pickle=False)
-            files = set(z.files)
-        except Exception as e:  # truncated zip, not a zip, ...
+            with np.load(path, allow_pickle=False) as z:
+                files = set(z.files)
+                if "__header__" not in files:
+                    raise FormatError(f"{path}: an .npz but not a Sequence4D file (no __header__)")
+                arrays = {n: z[n] for n in files}
+            for n, a in arrays.items():
+                if not isinstance(a, np.ndarray):  # np.load hands back a member that is no .npy as bytes
+                    raise FormatError(f"{path}: {n}: not an .npy array (a damaged or foreign member)")
+        except FormatError:
+            raise
+        except Exception as e:  # truncated zip, not a zip, a damaged or pickled member, ...
             raise FormatError(f"{path}: not a readable Sequence4D .npz ({type(e).__name__}: {e})") from e
-        if "__header__" not in files:
-            raise FormatError(f"{path}: an .npz but not a Sequence4D file (no __header__)")
         try:
-            header = json.loads(bytes(z["__header__"]).decode())
-            kw: dict[str, Any] = {n: z[n] for n in _ARRAY_FIELDS if n in files}
+            header = _read_header(arrays["__header__"])
+            kw: dict[str, Any] = {n: arrays[n] for n in _ARRAY_FIELDS if n in arrays}
+            if "times" not in kw:
+                raise FormatError("times is missing")
+            T = np.shape(kw["times"])[0] if np.ndim(kw["times"]) == 1 else None
+            point_counts = None
             for name in _LIST_FIELDS:
-                if f"{name}__data" in files:
-                    data, counts = z[f"{name}__data"], z[f"{name}__counts"]
-                    kw[name] = np.split(data, np.cumsum(counts)[:-1])
-        except Exception as e:
-            raise FormatError(f"{path}: damaged Sequence4D file ({type(e).__name__}: {e})") from e
-        if header.get("format") != "fourdlib.Sequence4D":
-            raise FormatError(f"{path}: header says format {header.get('format')!r}, not a Sequence4D")
-        if header.get("version", 0) > FORMAT_VERSION:
-            raise FormatError(f"{path}: written by a newer fourdlib (format version {header['version']})")
-        if "times" not in kw:
-            raise FormatError(f"{path}: times is missing")
-        try:
+                counts = _ragged_counts(arrays, name, T)
+                if counts is None:
+                    continue
+                if name == "partial_points":
+                    point_counts = counts
+                elif point_counts is not None and not np.array_equal(counts, point_counts):
+                    raise FormatError(f"{name}__counts: the counts {_head(counts)} differ from "
+                                      f"partial_points__counts {_head(point_counts)} (one entry per point)")
+                kw[name] = np.split(arrays[f"{name}__data"], np.cumsum(counts)[:-1])
             return cls(flow_ref=header.get("flow_ref", 0), object_names=header.get("object_names"),
                        meta=header.get("meta", {}), **kw)
         except FormatError as e:
@@ -429,6 +444,72 @@ class Sequence4D:
         ever = vis.any(0, keepdims=True)
         return {"visible": vis, "hidden_seen_elsewhere": ~vis & ever,
                 "never_seen": np.broadcast_to(~ever, vis.shape).copy()}
+
+
+def _read_header(raw: np.ndarray) -> dict:
+    """The JSON header of a saved sequence, with the type of every entry checked."""
+    if raw.dtype != np.uint8 or raw.ndim != 1:
+        raise FormatError(f"__header__: expected the JSON header as uint8 bytes, got {raw.dtype} {raw.shape}")
+    try:
+        header = json.loads(raw.tobytes().decode("utf-8"))
+    except ValueError as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise FormatError(f"__header__: not valid UTF-8 JSON ({e})") from e
+    if not isinstance(header, dict):
+        raise FormatError(f"__header__: expected a JSON object, got {type(header).__name__}")
+    if header.get("format") != "fourdlib.Sequence4D":
+        raise FormatError(f"__header__: format is {header.get('format')!r}, not a Sequence4D")
+    if "version" not in header:
+        raise FormatError("__header__: version is missing")
+    for key in ("version", "flow_ref"):
+        v = header.get(key, 0)
+        if not isinstance(v, int) or isinstance(v, bool):
+            raise FormatError(f"__header__: {key} must be an integer, got {type(v).__name__} {v!r}")
+    if header["version"] > FORMAT_VERSION:
+        raise FormatError(f"written by a newer fourdlib (format version {header['version']}; this one "
+                          f"reads up to {FORMAT_VERSION}): upgrade fourdlib")
+    names = header.get("object_names")
+    if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+        raise FormatError(f"__header__: object_names must be a list of strings or null, got "
+                          f"{type(names).__name__} {str(names)[:60]}")
+    if not isinstance(header.get("meta", {}), dict):
+        raise FormatError(f"__header__: meta must be a JSON object, got {type(header['meta']).__name__}")
+    return header
+
+
+def _ragged_counts(arrays: dict, name: str, T: int | None) -> np.ndarray | None:
+    """The checked per-frame counts of the ragged field `name` (None if it is not stored).
+
+    `name__counts` must be T non-negative integers adding up to the rows of `name__data`:
+    np.split would otherwise give the last frame whatever remains, without a word.
+    """
+    data, counts = arrays.get(f"{name}__data"), arrays.get(f"{name}__counts")
+    if data is None and counts is None:
+        return None
+    if counts is None:
+        raise FormatError(f"{name}__data is stored without {name}__counts (the points per frame)")
+    if data is None:
+        raise FormatError(f"{name}__counts is stored without {name}__data")
+    if counts.ndim != 1:
+        raise FormatError(f"{name}__counts: expected shape (T,), got {counts.shape}")
+    if counts.dtype.kind not in "iu":
+        raise FormatError(f"{name}__counts: expected integer counts, got {counts.dtype}")
+    if T is not None and len(counts) != T:
+        raise FormatError(f"{name}__counts: {len(counts)} counts but times has {T} frames")
+    if (counts < 0).any():
+        t = int(np.flatnonzero(counts < 0)[0])
+        raise FormatError(f"{name}__counts: negative count {int(counts[t])} (frame {t})")
+    if data.ndim == 0:
+        raise FormatError(f"{name}__data: expected one row per point, got a scalar")
+    rows = data.shape[0]
+    if int(counts.sum()) != rows:
+        raise FormatError(f"{name}__counts: the counts add up to {int(counts.sum())} but {name}__data "
+                          f"holds {rows} rows; the file is damaged or was not written by Sequence4D.save")
+    return counts.astype(np.int64)
+
+
+def _head(a: np.ndarray, n: int = 6) -> str:
+    items = ", ".join(str(int(x)) for x in a[:n])
+    return f"[{items}{', ...' if len(a) > n else ''}]"
 
 
 def _fmt(pattern) -> str:

@@ -37,7 +37,7 @@ from torch import nn
 from ..data.cache import cache_dir
 from ..data.dataset import read_manifest
 from ..provenance import device_name, git_commit
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, load_model_state, save_checkpoint
 from .loop import RunMismatchError, train
 
 __all__ = ["Method", "RunMismatchError", "unwrap", "count_parameters", "save_model", "load_model",
@@ -133,11 +133,7 @@ def load_model(path, method: Method, config=None, map_location="cpu", *, state: 
         state = load_checkpoint(path, map_location=map_location)
     cfg = config_from_checkpoint(state, method, path, config)
     model = method.model_cls(cfg)
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as e:
-        raise CheckpointError(f"checkpoint at {path} does not fit a {method.model_cls.__name__} built from "
-                              f"its config: {str(e)[:500]}") from e
+    load_model_state(model, state["model"], path, what=f"a {method.model_cls.__name__} built from its config")
     return model.eval()
 
 

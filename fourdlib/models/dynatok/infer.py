@@ -92,6 +92,9 @@ def _read_frame(path: Path) -> np.ndarray:
             pts = np.load(path, allow_pickle=False)
         except Exception as e:  # noqa: BLE001 - any unreadable file gets the same message
             raise FormatError(f"{path}: not a readable .npy array ({type(e).__name__}: {e})") from e
+        if not isinstance(pts, np.ndarray):  # np.load opens a zip (an .npz renamed) as an archive
+            pts.close()
+            raise FormatError(f"{path}: an .npz archive, not one .npy array")
     else:
         import trimesh
 
@@ -102,10 +105,14 @@ def _read_frame(path: Path) -> np.ndarray:
         if not hasattr(geom, "vertices"):
             raise FormatError(f"{path}: a {type(geom).__name__}, expected one point cloud or mesh")
         pts = np.asarray(geom.vertices)
-    if not np.issubdtype(pts.dtype, np.number):
-        raise FormatError(f"{path}: points must be numbers, got dtype {pts.dtype}")
+    if not (np.issubdtype(pts.dtype, np.integer) or np.issubdtype(pts.dtype, np.floating)):
+        raise FormatError(f"{path}: points must be real numbers, got dtype {pts.dtype}")
     if pts.ndim != 2 or pts.shape[-1] != 3:
         raise FormatError(f"{path}: points must be (N, 3), got shape {pts.shape}")
+    if len(pts) == 0:
+        raise FormatError(f"{path}: the frame holds no points")
+    if not np.isfinite(pts).all():
+        raise FormatError(f"{path}: the points contain NaN or inf")
     return pts.astype(np.float32)
 
 
