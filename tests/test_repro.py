@@ -107,14 +107,21 @@ def test_record_location(tmp_path, monkeypatch):
     assert p2 == tmp_path / "run" / "05_vae.w-o-render-loss.record.json"
     monkeypatch.setenv(repro.OUTPUT_DIR_ENV, str(tmp_path / "run" / "05_vae"))
     assert repro.output_dir() == tmp_path / "run" / "05_vae" and repro.output_dir().is_dir()
-    # by hand: ./records/<notebook from Jupyter, else "interactive">.record.json
+    # by hand: runs/interactive/ of the checkout (git-ignored), never beside the notebook;
+    # <notebook from Jupyter, else "interactive">.record.json and views in <notebook>/
     for k in (repro.RECORD_DIR_ENV, repro.NOTEBOOK_ENV, repro.OUTPUT_DIR_ENV):
         monkeypatch.delenv(k)
+    assert rec_mod.interactive_dir() == REPO / "runs" / "interactive"
+    monkeypatch.setattr(rec_mod, "_CHECKOUT", tmp_path / "wheel")  # no checkout: the user cache
+    monkeypatch.setenv("FOURD_CACHE", str(tmp_path / "cache"))
+    runs = tmp_path / "cache" / "runs" / "interactive"
+    assert rec_mod.interactive_dir() == runs
     monkeypatch.chdir(tmp_path)
-    assert repro.record({"a": 1}, scale="tiny", seed=0, data="d") == Path("records/interactive.record.json")
+    assert repro.record({"a": 1}, scale="tiny", seed=0, data="d") == runs / "interactive.record.json"
     monkeypatch.setenv("JPY_SESSION_NAME", "/home/me/notebooks/07_flow.ipynb")
-    assert repro.record({"a": 1}, scale="tiny", seed=0, data="d") == Path("records/07_flow.record.json")
-    assert repro.output_dir() == Path("outputs/07_flow")
+    assert repro.record({"a": 1}, scale="tiny", seed=0, data="d") == runs / "07_flow.record.json"
+    assert repro.output_dir() == runs / "07_flow" and (runs / "07_flow").is_dir()
+    assert not (tmp_path / "records").exists() and not (tmp_path / "outputs").exists()
 
 
 def test_runtime_from_runner_start(tmp_path, monkeypatch):

@@ -21,8 +21,20 @@ so the record lands next to the executed notebook as ``<notebook>.record.json``,
 or ``<notebook>[.<table>][.<variant>].record.json`` when it names a table and/or a
 variant (characters other than letters, digits and ``._=-`` become "-"): one
 notebook may record several results, even a "DynaTok" row in two tables.
-Run by hand in Jupyter, the notebook name comes from Jupyter's JPY_SESSION_NAME
-(or "interactive") and the record goes to ``./records/``. ``path=`` overrides both.
+Run by hand (JupyterLab, nbval, plain ``python``), the notebook name comes from
+Jupyter's JPY_SESSION_NAME (or "interactive"), and the notebook's results go where a run
+belongs, never beside the notebook (where git would see them): the run folder
+``interactive_dir()``, which is
+
+  ``runs/interactive/`` of the fourdlib checkout (the folder holding ``fourdlib/`` and
+  ``notebooks/``: an editable install; ``runs/`` is git-ignored, and ``fourd course``
+  puts its runs beside it), else
+  ``<cache>/runs/interactive/`` ($FOURD_CACHE, else ~/.cache/fourdlib: an installed wheel),
+
+laid out like a course run: records as ``<notebook>….record.json`` in it (so
+``load_records(interactive_dir())`` reads them) and views in ``<notebook>/``
+(``output_dir()``). A rerun overwrites the previous one. The runner's variables above
+take precedence; ``path=`` overrides both for a record.
 
 What a record holds
 -------------------
@@ -63,6 +75,10 @@ OUTPUT_DIR_ENV = "FOURD_OUTPUT_DIR"
 STARTED_ENV = "FOURD_STARTED_AT"  # time.time() when the runner started the notebook
 RECORD_SUFFIX = ".record.json"
 SCHEMA = 1
+INTERACTIVE = "interactive"  # run folder (and notebook name) of a notebook run by hand
+
+# The checkout holding fourdlib/ (an editable install) when it also holds notebooks/.
+_CHECKOUT = Path(__file__).resolve().parents[2]
 
 # Outside the runner, runtime_s counts from this module's import: in a notebook
 # that imports fourdlib at the top, (almost) the start of its run.
@@ -194,14 +210,26 @@ def current_notebook() -> str | None:
     return None
 
 
+def interactive_dir() -> Path:
+    """The run folder of notebooks run by hand (module docstring); not created here.
+
+    ``runs/interactive/`` of the fourdlib checkout, else ``<cache>/runs/interactive/``.
+    """
+    if (_CHECKOUT / "fourdlib").is_dir() and (_CHECKOUT / "notebooks").is_dir():
+        return _CHECKOUT / "runs" / INTERACTIVE
+    # fourdlib.data.cache.cache_dir()'s rule, without importing the data package
+    cache = Path(os.environ.get("FOURD_CACHE") or Path.home() / ".cache" / "fourdlib")
+    return cache / "runs" / INTERACTIVE
+
+
 def output_dir(notebook: str | None = None) -> Path:
     """The folder where a notebook writes its views (HTML, figures); created if needed.
 
     Under ``fourd course`` it is ``<run>/<notebook>/`` (the run's index.html links
-    every HTML file in it); by hand it is ``./outputs/<notebook>/``.
+    every HTML file in it); by hand it is ``interactive_dir()/<notebook>/``.
     """
     env = os.environ.get(OUTPUT_DIR_ENV)
-    path = Path(env) if env else Path("outputs") / (notebook or current_notebook() or "interactive")
+    path = Path(env) if env else interactive_dir() / (notebook or current_notebook() or INTERACTIVE)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -263,8 +291,8 @@ def record(metrics: Mapping, *, scale: str, seed: int, data, notebook: str | Non
 
     notebook = notebook or current_notebook()
     if path is None:
-        folder = Path(os.environ.get(RECORD_DIR_ENV) or "records")
-        stem = notebook or "interactive"
+        folder = Path(os.environ.get(RECORD_DIR_ENV) or interactive_dir())
+        stem = notebook or INTERACTIVE
         # the table is part of the name: one notebook may record a "DynaTok" row in two tables
         parts = [stem] + [_slug(x) for x in (table, variant) if x]
         path = folder / f"{'.'.join(parts)}{RECORD_SUFFIX}"
@@ -328,5 +356,5 @@ def load_records(run_dir: str | Path, *, long: bool = False) -> pd.DataFrame:
 
 
 __all__ = ["record", "timer", "Timer", "load_records", "read_record", "output_dir", "git_commit",
-           "describe_data", "to_jsonable", "flatten_metrics", "current_notebook",
+           "describe_data", "to_jsonable", "flatten_metrics", "current_notebook", "interactive_dir",
            "RECORD_DIR_ENV", "NOTEBOOK_ENV", "OUTPUT_DIR_ENV", "STARTED_ENV", "RECORD_SUFFIX"]

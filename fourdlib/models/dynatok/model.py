@@ -243,6 +243,16 @@ class DynaTok(nn.Module):
 # ======================================================================================
 
 
+def _check_batch(batch: dict):
+    if "partial" not in batch or "surface" not in batch:
+        raise KeyError(f"DynaTok loss needs batch['partial'] and batch['surface'], got keys {sorted(batch)}")
+    partial, surface = batch["partial"], batch["surface"]
+    if partial.dim() != 4 or surface.dim() != 4 or partial.shape[:2] != surface.shape[:2]:
+        raise ValueError(f"partial (B, S, N, 3) and surface (B, S, Ns, 3) must share B and S, got "
+                         f"{tuple(partial.shape)} and {tuple(surface.shape)}")
+    return partial, surface
+
+
 def loss(model, batch: dict):
     """Flow-matching loss of one batch, for fourdlib.train.train.
 
@@ -252,12 +262,7 @@ def loss(model, batch: dict):
     logs "h_rel" = mean |H_s| / mean |G| over s > 1 (how far frames move from the reference).
     """
     cfg = unwrap(model).cfg
-    if "partial" not in batch or "surface" not in batch:
-        raise KeyError(f"DynaTok loss needs batch['partial'] and batch['surface'], got keys {sorted(batch)}")
-    partial, surface = batch["partial"], batch["surface"]
-    if partial.dim() != 4 or surface.dim() != 4 or partial.shape[:2] != surface.shape[:2]:
-        raise ValueError(f"partial (B, S, N, 3) and surface (B, S, Ns, 3) must share B and S, got "
-                         f"{tuple(partial.shape)} and {tuple(surface.shape)}")
+    partial, surface = _check_batch(batch)
     partial_n, center, scale = normalize_batch(partial, ref_frame=cfg.ref_frame)
     x1 = (surface - center[:, None, None]) / scale[:, None, None, None]          # (B, S, Ns, 3)
     B, S, Ns, _ = x1.shape
