@@ -163,3 +163,11 @@ def test_millimetres_and_garbage_files_are_named(frames, checkpoint, tmp_path, c
     (junk / "b.ply").write_bytes(b"\x00garbage")
     code, err = _run(["complete", str(junk), "--out", str(tmp_path / "o3"), *common], capsys)
     assert code == 2 and "a.ply" in err and "Traceback" not in err
+
+
+def test_fourd_run_refuses_an_unknown_scale_before_running(tmp_path, capsys):
+    """`-p scale <typo>` used to run until a cell failed (or silently at a default size)."""
+    out = tmp_path / "run"
+    assert fourd(["run", "00_metrics", "-p", "scale", "tinyy", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "'tinyy' is not a scale" in err and "smoke, tiny, small, full" in err and not out.exists()
