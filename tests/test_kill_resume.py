@@ -18,7 +18,7 @@ import torch
 from fourdlib.train import load_checkpoint
 
 KILLS = int(os.environ.get("FOURD_KILLS", "2"))
-STEPS = 40
+STEPS = 40 * KILLS  # enough work left that every kill lands before the run ends
 
 
 def _train(name: str, env: dict) -> subprocess.Popen:
