@@ -2,7 +2,7 @@
 
 Write to a temporary file in the same folder, flush it to disk, then rename it over the
 target; a rename within one file system is atomic. Used for sequences, manifests,
-checkpoints and result records.
+checkpoints and result records. Also `cache_dir()`, where fourdlib keeps what it makes.
 
 The final file gets the mode `open()` would give it: 0o666 less the umask for a new file,
 the old file's mode when it replaces one. The temporary is named after its target and its
@@ -96,6 +96,15 @@ def _new_temporary(path: Path) -> tuple[int, Path]:
         except FileExistsError:
             continue
     raise FileExistsError(f"cannot create a temporary file next to {path}")
+
+
+def cache_dir(create: bool = True) -> Path:
+    """Where generated data, trained runs and hand-run notebooks' results are kept:
+    $FOURD_CACHE, else ~/.cache/fourdlib (created unless create=False)."""
+    path = Path(os.environ.get("FOURD_CACHE") or Path.home() / ".cache" / "fourdlib")
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 @contextlib.contextmanager

@@ -157,6 +157,9 @@ def test_millimetres_and_garbage_files_are_named(frames, checkpoint, tmp_path, c
     code, err = _run(["complete", str(mm), "--out", str(tmp_path / "o1"), *common], capsys)
     assert code == 2 and "millimetres" in err
     assert _run(["complete", str(mm), "--out", str(tmp_path / "o2"), "--no-units-check", *common], capsys)[0] == 0
+    from fourdlib.models.dynatok import complete_sequence  # the library call checks too, not only the CLI
+    with pytest.raises(ValueError, match="millimetres"):
+        complete_sequence(mm, checkpoint, num_points=8, steps=1)
     junk = tmp_path / "junk"
     junk.mkdir()
     (junk / "a.ply").write_bytes(b"ply\nformat ascii 1.0\nelement vertex 3\nend_header\n1 2\n")

@@ -7,20 +7,13 @@ scale instead of by path.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from ..io import cache_dir
 from .dataset import read_manifest
 from .synthetic import generate_dataset
 
 __all__ = ["cache_dir", "synthetic_dataset"]
-
-
-def cache_dir() -> Path:
-    """Where generated data and trained checkpoints are kept: $FOURD_CACHE, else ~/.cache/fourdlib."""
-    path = Path(os.environ.get("FOURD_CACHE") or Path.home() / ".cache" / "fourdlib")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def synthetic_dataset(name: str, kind: str, *, sequences: int, num_frames: int, image_size=None,

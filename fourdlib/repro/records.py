@@ -65,7 +65,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..io import atomic_write
+from ..io import atomic_write, cache_dir
 from ..provenance import device_name, git_commit, versions
 from .registry import get_table
 
@@ -217,9 +217,7 @@ def interactive_dir() -> Path:
     """
     if (_CHECKOUT / "fourdlib").is_dir() and (_CHECKOUT / "notebooks").is_dir():
         return _CHECKOUT / "runs" / INTERACTIVE
-    # fourdlib.data.cache.cache_dir()'s rule, without importing the data package
-    cache = Path(os.environ.get("FOURD_CACHE") or Path.home() / ".cache" / "fourdlib")
-    return cache / "runs" / INTERACTIVE
+    return cache_dir(create=False) / "runs" / INTERACTIVE
 
 
 def output_dir(notebook: str | None = None) -> Path:

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from ..io import atomic_write
+from .distributed import unwrap
 
 FORMAT = "fourdlib.train.checkpoint"
 VERSION = 1
@@ -98,9 +99,7 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module,
     `model` may be wrapped in DistributedDataParallel; the unwrapped state_dict is stored.
     Returns the path written.
     """
-    path = Path(path)
-    if isinstance(model, torch.nn.parallel.DistributedDataParallel):
-        model = model.module
+    path, model = Path(path), unwrap(model)
     reserved = {"format", "version", "step", "model", "optimizer"} & fields.keys()
     if reserved:
         raise ValueError(f"fields {sorted(reserved)} are set by save_checkpoint itself")
@@ -240,8 +239,7 @@ def load_model_state(model: torch.nn.Module, state_dict: Any, path: str | os.Pat
     `what` names the model in the message ("a DynaTok built from its config"); `hint` is
     appended (what to do about it).
     """
-    if isinstance(model, torch.nn.parallel.DistributedDataParallel):
-        model = model.module
+    model = unwrap(model)
     if not isinstance(state_dict, dict):
         raise CheckpointError(f"checkpoint at {path}: the model state is a {type(state_dict).__name__}, "
                               "not a state dict")
@@ -284,8 +282,6 @@ def load_checkpoint(path: str | os.PathLike, model: torch.nn.Module | None = Non
         if key not in state:
             raise CheckpointError(f"corrupt checkpoint at {path}: the {key!r} entry is missing")
     if model is not None:
-        if isinstance(model, torch.nn.parallel.DistributedDataParallel):
-            model = model.module
         load_model_state(model, state["model"], path, hint=_RESUME_HINT)
     if optimizer is not None:
         if state["optimizer"] is None:

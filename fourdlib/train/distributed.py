@@ -81,3 +81,8 @@ def gather_objects(obj, env: DistEnv) -> list:
     out = [None] * env.world_size
     dist.all_gather_object(out, obj)
     return out
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The model inside a DistributedDataParallel wrapper (or the model itself)."""
+    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model

@@ -38,6 +38,7 @@ from ..data.cache import cache_dir
 from ..data.dataset import read_manifest
 from ..provenance import device_name, git_commit
 from .checkpoint import CheckpointError, load_checkpoint, load_model_state, save_checkpoint
+from .distributed import unwrap
 from .loop import RunMismatchError, train
 
 __all__ = ["Method", "RunMismatchError", "unwrap", "count_parameters", "save_model", "load_model",
@@ -73,11 +74,6 @@ class Method:
     @property
     def committed_dir(self) -> Path:
         return Path(self.committed) if self.committed is not None else REPO_CHECKPOINTS / self.name
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The model inside a DistributedDataParallel wrapper (or the model itself)."""
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -164,20 +160,23 @@ def _identity_of(state: dict) -> dict:
             "seed": state.get("seed"), "data": state.get("data")}
 
 
+def _differing(a: dict | None, b: dict | None) -> list[str]:
+    a, b = a or {}, b or {}
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+
+
 def _difference(have: dict, want: dict) -> str | None:
     """None if two identities are equal, else what differs, in words."""
     if have["method"] != want["method"]:
         return f"a {have['method']!r} run, not {want['method']!r}"
     if have["model_config"] != want["model_config"]:
         a, b = have["model_config"], want["model_config"]
-        diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-        return "another model config (" + ", ".join(f"{k}: {a.get(k)!r} vs {b.get(k)!r}" for k in diff[:6]) + ")"
+        return "another model config (" + ", ".join(f"{k}: {a.get(k)!r} vs {b.get(k)!r}"
+                                                      for k in _differing(a, b)[:6]) + ")"
     if have["steps"] != want["steps"] or have["seed"] != want["seed"]:
         return f"{have['steps']} steps / seed {have['seed']}, not {want['steps']} / {want['seed']}"
     if have["data"] != want["data"]:
-        a, b = have["data"] or {}, want["data"] or {}
-        diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-        return f"trained on other data ({', '.join(diff)} differ)"
+        return f"trained on other data ({', '.join(_differing(have['data'], want['data']))} differ)"
     return None
 
 

@@ -65,7 +65,7 @@ from tqdm.auto import tqdm
 
 from ...geometry.normals import estimate_normals
 from ...metrics import nearest_neighbors, normal_consistency
-from ...train.runs import unwrap
+from ...train.distributed import unwrap
 from .model import normalize_batch, reconstruct
 
 __all__ = ["REGIONS", "CONTEXTS", "region_masks", "predict_frames", "evaluate", "summarize"]

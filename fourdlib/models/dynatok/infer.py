@@ -159,7 +159,7 @@ def _prepare(frames: list[np.ndarray], cfg: DynaTokConfig, rng: np.random.Genera
 def complete_sequence(frames, checkpoint, num_points: int | None = None, steps: int | None = None,
                       method: str | None = None, *, device: str = "cpu", seed: int = 0,
                       window: int | None = None, times=None, config: DynaTokConfig | None = None,
-                      progress: bool = False) -> Sequence4D:
+                      progress: bool = False, max_extent: float | None = MAX_EXTENT_M) -> Sequence4D:
     """Complete every frame of a partial point-cloud sequence with a trained DynaTok.
 
     frames      list of (N_t, 3) arrays (numpy or torch), a (T, N, 3) array, or a path
@@ -172,6 +172,8 @@ def complete_sequence(frames, checkpoint, num_points: int | None = None, steps: 
                 window's residuals are relative to the same frame; information crosses
                 windows only through frame 1.
     config      for checkpoints without a stored config (see course.load_model).
+    max_extent  refuse frames wider than this (median over frames, metres): millimetres
+                given for metres would otherwise be completed silently wrong. None: no check.
     Returns a Sequence4D: surface_points (T, num_points, 3) = the completion (world units),
     partial_points = the input, times (given, from the .npz, or 0, 1, 2, ...).
     """
@@ -180,6 +182,8 @@ def complete_sequence(frames, checkpoint, num_points: int | None = None, steps: 
         frames, file_times, meta = read_frames(frames)
         times = file_times if times is None else times
     frames = _check_frames(frames)
+    if max_extent is not None:
+        check_units(frames, max_extent)
     T = len(frames)
     dev = torch.device(device)
     model = checkpoint if isinstance(checkpoint, DynaTok) else load_model(checkpoint, config, map_location=dev)
@@ -342,13 +346,10 @@ def main(argv=None, prog: str = "fourd infer dynatok") -> int:
         parser.error(f"--checkpoint {args.checkpoint}: no such file")
     try:
         check_output_folder(args.out, [args.input, args.checkpoint], args.force, tool="fourd infer dynatok")
-        frames, times, _ = read_frames(args.input)
-        frames = _check_frames(frames)
-        if not args.no_units_check:
-            check_units(frames)
         seq = complete_sequence(args.input, args.checkpoint, args.points, args.steps, args.method,
                                 device=str(device), seed=args.seed, window=args.window,
-                                config=CONFIGS[args.config] if args.config else None, progress=True)
+                                config=CONFIGS[args.config] if args.config else None, progress=True,
+                                max_extent=None if args.no_units_check else MAX_EXTENT_M)
         paths = write_completion(seq, args.out, html=not args.no_html, inputs=[args.input, args.checkpoint],
                                  force=args.force)
     except (ValueError, FormatError, CheckpointError, FileNotFoundError, OutputError) as e:

@@ -73,7 +73,7 @@ from ...geometry.normalize import median_center_scale
 from ...layers import (Block, CrossAttentionBlock, FourierFeatures, RotaryEmbedding3D, TimestepEmbedder, adaln_zero,
                        frame_attention, global_attention, modulate)
 from ...train import flow_matching as fm
-from ...train.runs import unwrap
+from ...train.distributed import unwrap
 from .config import DynaTokConfig
 
 __all__ = ["DynaTok", "normalize_batch", "loss", "decode", "reconstruct"]
