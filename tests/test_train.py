@@ -229,6 +229,49 @@ def test_resume_with_changed_config_is_refused(tmp_path):
     assert load_checkpoint(base["ckpt_path"])["step"] == 8
 
 
+def test_ema_weights_are_the_average_and_resume_exactly(tmp_path):
+    """ema > 0: the model train() leaves behind holds the weight average (not the last weights),
+    equal to an average recomputed by hand from the raw weights of every step, and a run
+    stopped and resumed ends with the same average as one never stopped."""
+    data = toy.make_data()
+    base = dict(steps=12, batch_size=8, lr=1e-2, warmup_steps=2, progress=False, ckpt_every=4, ema=0.9)
+    raw_steps = []
+
+    def recording(model, batch):  # the raw weights before each step's update
+        raw_steps.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        return toy.mse(model, batch)
+
+    full = toy.make_model()
+    train(full, recording, data, TrainConfig(**base, ckpt_path=str(tmp_path / "full.pt")))
+    final_raw = load_checkpoint(tmp_path / "full.pt")["model"]   # the file keeps the raw weights
+    raw = raw_steps[1:] + [final_raw]                             # weights after steps 1..12
+    avg = {k: v.float().clone() for k, v in raw_steps[0].items()}
+    for step, w in enumerate(raw):
+        d = min(0.9, (1 + step) / (10 + step))
+        avg = {k: d * avg[k] + (1 - d) * w[k].float() for k in avg}
+    assert all(torch.allclose(full.state_dict()[k], avg[k], atol=1e-6) for k in avg)
+    assert not all(torch.equal(full.state_dict()[k], final_raw[k]) for k in avg)  # it is not the last weights
+
+    cfg = TrainConfig(**base, ckpt_path=str(tmp_path / "run.pt"))
+
+    def crashing(model, batch, calls=[0]):  # noqa: B006 - counts calls across steps
+        calls[0] += 1
+        if calls[0] == 7:
+            raise toy.Interrupt("killed at step 7")
+        return toy.mse(model, batch)
+
+    with pytest.raises(toy.Interrupt):
+        train(toy.make_model(), crashing, data, cfg)
+    resumed = toy.make_model(seed=5)
+    train(resumed, toy.mse, data, cfg)
+    assert params_equal(resumed, full)
+    train(toy.make_model(), toy.mse, data, TrainConfig(**{**base, "ema": 0.0}, ckpt_path=str(tmp_path / "e.pt")))
+    with pytest.raises(RunMismatchError, match="ema"):  # a file written without the average is not this run
+        train(toy.make_model(), toy.mse, data, TrainConfig(**base, ckpt_path=str(tmp_path / "e.pt")))
+    with pytest.raises(ValueError, match="ema"):
+        TrainConfig(ema=1.0)
+
+
 def test_eval_hook_runs_in_eval_mode_and_leaves_training_unchanged():
     calls = []
 

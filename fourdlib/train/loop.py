@@ -65,6 +65,8 @@ class TrainConfig:
     weight_decay: float = 0.01  # AdamW's decoupled decay, on weight matrices only
     betas: tuple[float, float] = (0.9, 0.95)
     grad_clip: float = 1.0  # clip the global gradient norm to this; 0 = no clipping
+    ema: float = 0.0  # decay of an exponential moving average of the weights (0: none); the
+    #                   model train() leaves behind holds the average (see `EMA`)
     seed: int = 0  # data order and the RNGs the loop seeds (process r uses seed + r)
     device: str = "auto"  # "auto" (CUDA if available), "cpu", "cuda", "cuda:1"
     amp: str = "auto"  # "auto": bf16 autocast on CUDA, off on CPU; "bf16": always; "off"
@@ -90,6 +92,8 @@ class TrainConfig:
         if not self.lr > 0 or not 0 <= self.min_lr_ratio <= 1:
             raise ValueError(f"TrainConfig needs lr > 0 and 0 <= min_lr_ratio <= 1, got lr={self.lr}, "
                              f"min_lr_ratio={self.min_lr_ratio}")
+        if not 0 <= self.ema < 1:
+            raise ValueError(f"TrainConfig.ema must be in [0, 1) (0: no averaging), got {self.ema!r}")
         if self.weight_decay < 0 or self.grad_clip < 0:
             raise ValueError("TrainConfig.weight_decay and grad_clip must be >= 0")
         if self.amp not in AMP_MODES:
@@ -117,6 +121,33 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Adam
     groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
               {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
+
+
+class EMA:
+    """Exponential moving average of a model's parameters and float buffers, in float32.
+
+    Flow-matching and diffusion decoders sample visibly sharper from averaged weights: the
+    last steps' noise in the weights blurs the velocity field. The decay ramps up as
+    min(decay, (1 + step) / (10 + step)), so early averages do not keep the random init.
+    """
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.decay = decay
+        self.shadow = {k: v.detach().float().clone() for k, v in model.state_dict().items()
+                       if v.dtype.is_floating_point}
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module, step: int) -> None:
+        d = min(self.decay, (1 + step) / (10 + step))
+        for k, v in model.state_dict().items():
+            if k in self.shadow:
+                self.shadow[k].mul_(d).add_(v.detach().float(), alpha=1 - d)
+
+    def copy_to(self, model: torch.nn.Module) -> None:
+        """Put the averaged weights into `model` (in its dtypes)."""
+        state = model.state_dict()
+        model.load_state_dict({k: self.shadow[k].to(v.dtype) if k in self.shadow else v
+                               for k, v in state.items()})
 
 
 def seed_everything(seed: int) -> None:
@@ -255,10 +286,16 @@ def train(model: torch.nn.Module, loss_fn: Callable, data: Dataset, cfg: TrainCo
     seed_everything(cfg.seed + env.rank)  # dropout masks differ between processes
     ckpt = Path(cfg.ckpt_path) if cfg.ckpt_path else None
     data_info = {"dataset_len": len(data), "world_size": env.world_size}
+    ema = EMA(model, cfg.ema) if cfg.ema else None
     if resume and ckpt is not None and ckpt.exists():
         state = load_checkpoint(ckpt, model, optimizer)
         _check_same_run(state, cfg, data_info, identity, str(ckpt))
         step, history = state["step"], list(state.get("history", []))
+        if ema is not None:
+            if not isinstance(state.get("ema"), dict) or set(state["ema"]) != set(ema.shadow):
+                raise RunMismatchError(f"{ckpt} holds no matching weight average for ema={cfg.ema}: "
+                                       "it is not this run; start over (resume=False)")
+            ema.shadow = {k: v.to(device).float() for k, v in state["ema"].items()}
         rngs = state.get("rng", [])
         if len(rngs) == env.world_size:
             set_rng_state(rngs[env.rank])  # every process continues its own streams
@@ -271,6 +308,8 @@ def train(model: torch.nn.Module, loss_fn: Callable, data: Dataset, cfg: TrainCo
         raise RuntimeError(f"processes would start at different steps {starts}: every process must "
                            f"read the same checkpoint {ckpt} (a folder shared by all nodes)")
     if step >= cfg.steps:
+        if ema is not None:
+            ema.copy_to(model)
         return history
 
     ddp_model = (DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
@@ -301,6 +340,8 @@ def train(model: torch.nn.Module, loss_fn: Callable, data: Dataset, cfg: TrainCo
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or math.inf)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        if ema is not None:
+            ema.update(model, step)
         step += 1
         bar.update()
 
@@ -330,8 +371,11 @@ def train(model: torch.nn.Module, loss_fn: Callable, data: Dataset, cfg: TrainCo
             if env.is_main:
                 save_checkpoint(ckpt, model, optimizer, step=step, config=dataclasses.asdict(cfg),
                                 history=history, rng=rngs, data=data_info,
-                                **({"run": identity} if identity is not None else {}))
+                                **({"run": identity} if identity is not None else {}),
+                                **({"ema": ema.shadow} if ema is not None else {}))
     bar.close()
     if env.world_size > 1:
         torch.distributed.barrier()  # the last checkpoint is on disk before any process goes on
+    if ema is not None:
+        ema.copy_to(model)  # the checkpoint keeps the raw weights (for resume) and the average
     return history
