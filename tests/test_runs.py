@@ -115,6 +115,26 @@ def test_load_or_train_misses_then_hits_and_every_identity_part_counts(toy, fold
         assert info["source"] == "trained", change
 
 
+def test_config_growth_and_inference_fields_keep_a_run(toy, folder):
+    """A field added to the config after a run was saved (its default = the old behaviour),
+    and the fields that only say how to sample (Method.inference_fields), do not make a
+    saved run another run; a changed default of a training field does."""
+    @dataclasses.dataclass(frozen=True)
+    class Grown(ToyConfig):
+        new_option: str = "old behaviour"
+        sample_steps: int = 4
+
+    grown = dataclasses.replace(toy, config_cls=Grown, inference_fields=("sample_steps",))
+    old_model, _, info = runs.load_or_train(toy, ToyConfig(), folder, "run", progress=False, device="cpu")
+    m, _, info2 = runs.load_or_train(grown, Grown(sample_steps=9), folder, "run", progress=False, device="cpu")
+    assert info2["source"] == "cache" and _same(old_model, m)
+    assert m.cfg.sample_steps == 9  # the loaded run samples as asked
+    _, _, info3 = runs.load_or_train(grown, Grown(sample_steps=2), folder, "run", progress=False, device="cpu")
+    assert info3["source"] == "cache"
+    _, _, info4 = runs.load_or_train(grown, Grown(new_option="new"), folder, "run", progress=False, device="cpu")
+    assert info4["source"] == "trained"
+
+
 def test_committed_run_is_found_first(toy, folder):
     cfg = ToyConfig()
     m1, _, info = runs.load_or_train(toy, cfg, folder, "run", progress=False, device="cpu")

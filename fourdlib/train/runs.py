@@ -60,6 +60,10 @@ class Method:
     configs       scale -> config (one row per scale)
     course_data   course_data(name, scale) -> folder of the notebooks' data set `name`
     committed     folder of committed runs (default REPO_CHECKPOINTS / name)
+    inference_fields  config fields that choose how a trained model is USED (points sampled,
+                  ODE steps), not what it learns: left out of a run's identity, and a
+                  loaded run takes them from the config asked for, so changing a sampling
+                  default does not force retraining the committed runs
     """
 
     name: str
@@ -70,6 +74,7 @@ class Method:
     configs: Mapping[str, Any]
     course_data: Callable | None = None
     committed: Path | None = None
+    inference_fields: tuple[str, ...] = ()
 
     @property
     def committed_dir(self) -> Path:
@@ -149,14 +154,28 @@ def data_identity(folder, split: str | None = "train", **dataset_options) -> dic
 
 def run_identity(method: Method, cfg, steps: int, seed: int, data: dict) -> dict:
     """Everything a run's weights depend on, as plain values (stored in its checkpoints)."""
-    return json.loads(json.dumps({"method": method.name, "model_config": dataclasses.asdict(cfg),
+    config = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in method.inference_fields}
+    return json.loads(json.dumps({"method": method.name, "model_config": config,
                                   "steps": int(steps), "seed": int(seed), "data": data}))
 
 
-def _identity_of(state: dict) -> dict:
-    """The identity a final checkpoint records (also for runs saved before "run" existed)."""
+def _identity_of(state: dict, method: Method | None = None) -> dict:
+    """The identity a final checkpoint records (also for runs saved before "run" existed).
+
+    With `method`, the stored model config is completed with the defaults of fields added
+    to the config class after the run was saved: a new field whose default keeps the old
+    behaviour does not invalidate committed runs (a changed default does)."""
     stored = dict(state.get("model_config") or {})
-    return {"method": stored.pop("name", None), "model_config": stored, "steps": state.get("step"),
+    name = stored.pop("name", None)
+    if method is not None and name == method.name:
+        known = {f.name for f in dataclasses.fields(method.config_cls)}
+        try:
+            if set(stored) <= known:
+                stored = dataclasses.asdict(method.config_cls(**stored))
+        except (TypeError, ValueError):
+            pass  # an invalid stored config stays as it is and so differs
+        stored = {k: v for k, v in stored.items() if k not in method.inference_fields}
+    return {"method": name, "model_config": stored, "steps": state.get("step"),
             "seed": state.get("seed"), "data": state.get("data")}
 
 
@@ -207,7 +226,7 @@ def load_or_train(method: Method, cfg, folder, name: str, *, steps: int | None =
                 continue
             try:
                 state = load_checkpoint(path)
-                why = _difference(_identity_of(state), want)
+                why = _difference(_identity_of(state, method), want)
             except CheckpointError as e:  # truncated or foreign: train anew, and say why
                 why = str(e)
             if why is None:
@@ -215,7 +234,10 @@ def load_or_train(method: Method, cfg, folder, name: str, *, steps: int | None =
                 if progress:
                     print(f"{name}: loaded {steps} trained steps from {path} ({source}; trained in "
                           f"{state.get('train_seconds') or float('nan'):.0f} s on {state.get('device', '?')})")
-                return (load_model(path, method, state=state), pd.DataFrame(state.get("history", [])),
+                model = load_model(path, method, state=state)
+                if method.inference_fields:  # how to sample is the caller's choice, not the run's
+                    model.cfg = dataclasses.replace(model.cfg, **{k: getattr(cfg, k) for k in method.inference_fields})
+                return (model, pd.DataFrame(state.get("history", [])),
                         {"source": source, "path": str(path), "train_seconds": state.get("train_seconds"),
                          "commit": state.get("commit")})
             if progress:
