@@ -246,3 +246,168 @@ def test_bad_input_errors():
         de.predict_frames(model, item["partial"], torch.tensor([[0]]))
     with pytest.raises(ValueError, match="empty DataFrame"):
         de.summarize(pd.DataFrame())
+
+
+# ------------------------------------------------- union, floor and chance NC (known answers)
+def _region_acc(cloud, gt, mask):
+    """Brute force: mean distance of the cloud points whose nearest GT point lies in mask."""
+    d = torch.cdist(cloud.double(), gt.double())
+    near, idx = d.min(1)
+    keep = mask[idx]
+    return near[keep].mean().item() if keep.any() else math.nan
+
+
+def _record_clouds(monkeypatch):
+    """Wrap _cloud_metrics to keep the cloud each prefix was scored with."""
+    seen, real = {}, de._cloud_metrics
+
+    def recording(cloud, gt, regions, prefix):
+        seen[prefix] = cloud.clone()
+        return real(cloud, gt, regions, prefix)
+
+    monkeypatch.setattr(de, "_cloud_metrics", recording)
+    return seen
+
+
+class _PoolDataset:
+    """Dataset-like: item 0 is `item` whose `surface` is rows `rows` of the stored `pool`
+    (S, M, 3), as SequenceDataset gives it; `surface_pool` returns the whole pool."""
+
+    def __init__(self, item, pool, rows):
+        self.item = {**item, "surface": pool[:, rows], "surface_normals": pool[:, rows].clone(),
+                     "surface_rows": rows}
+        self.pool = pool
+
+    def __len__(self):
+        return 1
+
+    def __getitem__(self, i):
+        return self.item
+
+    def surface_pool(self, i, frames):
+        assert torch.equal(frames, self.item["frames"])
+        return self.pool[frames], self.pool[frames].clone()
+
+
+def test_union_columns_match_brute_force_per_region(monkeypatch):
+    item = _item(moving=True)                                                  # misaligned union: nonzero values
+    monkeypatch.setattr(de, "predict_frames", _fake_gt(item))
+    df = de.evaluate(None, [item], progress=False)
+    union = item["partial"].reshape(-1, 3)
+    regions = de.region_masks(item["visible"])
+    for s in range(S):
+        gt = item["surface"][s]
+        assert df["union_acc"][s] == pytest.approx(_mean_min_dist(union, gt), rel=1e-5)
+        assert df["union_comp"][s] == pytest.approx(_mean_min_dist(gt, union), rel=1e-5)
+        for k in de.REGIONS:
+            want = _region_acc(union, gt, regions[k][s])
+            got = df[f"union_acc_{k}"][s]
+            assert (math.isnan(got) and math.isnan(want)) or got == pytest.approx(want, rel=1e-5)
+            assert df[f"union_comp_{k}"][s] == pytest.approx(_mean_min_dist(gt[regions[k][s]], union), rel=1e-5)
+
+
+def test_floor_is_a_disjoint_gt_sample_with_a_known_score(monkeypatch):
+    """The stored GT holds the reference sphere and the same sphere scaled by 1 + eps: the
+    floor (as many points as pred) must be exactly the scaled copy, every point eps away
+    from its twin, so floor_acc = floor_comp = eps in every region."""
+    eps = 1e-3
+    item = _item()
+    base = item["surface"]
+    pool = torch.cat([base, base * (1 + eps)], 1)                              # (S, 2 NS, 3)
+    ds = _PoolDataset(item, pool, torch.arange(NS))
+    monkeypatch.setattr(de, "predict_frames", lambda model, w, slots, **kw: base[slots])
+    seen = _record_clouds(monkeypatch)
+    df = de.evaluate(None, ds, progress=False)
+    floor = seen["floor"]
+    assert floor.shape == (S, NS, 3)
+    for s in range(S):                                                         # the scaled copy, permuted
+        assert {tuple(p) for p in floor[s].tolist()} == {tuple(p) for p in pool[s, NS:].tolist()}
+    assert (df["floor_shared"] == 0).all()
+    for r in ("", *(f"_{k}" for k in de.REGIONS)):
+        assert np.allclose(df[f"floor_acc{r}"], eps, rtol=1e-3) and np.allclose(df[f"floor_comp{r}"], eps, rtol=1e-3)
+    assert (df["floor_nc"] > 0.97).all()                                       # PCA normals of a dense sphere
+    # the pred columns are those of the plain list (the floor takes nothing from them)
+    plain = de.evaluate(None, [ds.item], progress=False)
+    pred_cols = [c for c in df.columns if c.startswith(("pred_", "input_", "union_", "n_gt_"))]
+    pd.testing.assert_frame_equal(df[pred_cols], plain[pred_cols])
+
+
+def test_floor_falls_back_to_reference_rows_and_says_so(monkeypatch):
+    item = _item()
+    base = item["surface"]
+    monkeypatch.setattr(de, "predict_frames", lambda model, w, slots, **kw: base[slots])
+    # a list of items: only the reference is known, so the floor is the reference itself
+    df = de.evaluate(None, [item], progress=False)
+    assert (df["floor_shared"] == 1).all()
+    assert np.allclose(df["floor_acc"], 0, atol=1e-6) and np.allclose(df["floor_comp"], 0, atol=1e-6)
+    # 2 NS stored rows, NS reference, 3 NS / 2 floor points: all NS others + NS / 2 reference rows
+    pool = torch.cat([base, base * 1.01], 1)
+    more = torch.cat([base, base[:, : NS // 2]], 1)                            # pred of 3 NS / 2 points
+    monkeypatch.setattr(de, "predict_frames", lambda model, w, slots, **kw: more[slots])
+    seen = _record_clouds(monkeypatch)
+    df = de.evaluate(None, _PoolDataset(item, pool, torch.arange(NS)), progress=False)
+    assert seen["floor"].shape == (S, 3 * NS // 2, 3)
+    assert np.allclose(df["floor_shared"], 1 / 3)
+    scaled = (seen["floor"].norm(dim=-1) - 1).abs() > 5e-3                     # points of the scaled copy
+    assert (scaled.sum(1) == NS).all()
+
+
+def test_floor_equals_pred_when_the_model_returns_that_gt_sample(monkeypatch):
+    """Scored exactly like pred: a model whose output IS the floor sample gets the floor's
+    numbers in every column (acc, comp, per region and NC)."""
+    item = _item(moving=True)
+    g = torch.Generator().manual_seed(0)
+    pool = torch.cat([item["surface"], _sphere(3 * NS)[None] + item["surface"][:, :1] - _sphere(NS)[None, :1]], 1)
+    rows = torch.randperm(4 * NS, generator=g)[:NS]                            # reference: random rows
+    ds = _PoolDataset(item, pool, rows)
+    for seed in (0, 5):
+        floor, shared = de._floor_sample(ds, 0, ds.item, NS, seed)
+        assert shared == 0 and not (set(map(tuple, floor[0].tolist())) & set(map(tuple, ds.item["surface"][0].tolist())))
+        monkeypatch.setattr(de, "predict_frames", lambda model, w, slots, **kw: floor[slots])
+        df = de.evaluate(None, ds, progress=False, seed=seed)
+        for c in [c for c in df.columns if c.startswith("pred_")]:
+            np.testing.assert_allclose(df[c], df[c.replace("pred_", "floor_", 1)], rtol=1e-12, err_msg=c)
+    again = de.evaluate(None, ds, progress=False, seed=5)
+    pd.testing.assert_frame_equal(df, again)                                   # deterministic for the seed
+    other = de.evaluate(None, ds, progress=False, seed=6)
+    assert not np.allclose(df["floor_comp"], other["floor_comp"])              # another draw for another seed
+
+
+def test_chance_nc_is_about_one_half(monkeypatch):
+    item = _item()
+    monkeypatch.setattr(de, "predict_frames", _fake_gt(item))
+    df = de.evaluate(None, [item], progress=False)
+    # |cos| of a uniform direction with a fixed one is uniform on [0, 1]: mean 1/2, and each
+    # frame averages 2 * NS such terms (sd about 0.29 / sqrt(1200) ~ 0.008)
+    assert np.allclose(df["chance_nc"], 0.5, atol=0.04)
+    assert (df["pred_nc"] > df["chance_nc"] + 0.4).all()
+    assert not np.allclose(df["chance_nc"], df["chance_nc"].iloc[0], atol=0)  # drawn per frame, not a constant
+
+
+def test_floor_from_a_sequence_dataset_never_reuses_reference_rows(tmp_path, monkeypatch):
+    """End to end with stored files: 2 NS stored GT samples, a reference of NS, a floor of
+    NS: the floor is exactly the stored rows the reference left out."""
+    from fourdlib.data import Sequence4D, SequenceDataset, write_manifest
+
+    base = _sphere(2 * NS).numpy()
+    dirs = np.array([[math.cos(a), math.sin(a), 0.0] for a in (0, 2 * math.pi / 3, 4 * math.pi / 3)])
+    vis = (base @ dirs.T).T > 0.5
+    Sequence4D(times=np.arange(S) * 0.1, partial_points=[base[v] for v in vis],
+               surface_points=np.repeat(base[None], S, 0), surface_normals=np.repeat(base[None], S, 0),
+               surface_visible=vis).save(tmp_path / "s.npz")
+    write_manifest(tmp_path, [{"file": "s.npz", "split": "test"}], {})
+    ds = SequenceDataset(tmp_path, frames=S, points=N, surface_points=NS, train=False)
+    item = ds[0]
+    assert torch.equal(item["surface"], torch.from_numpy(base)[item["surface_rows"]][None].expand(S, -1, -1))
+    monkeypatch.setattr(de, "predict_frames", lambda model, w, slots, **kw: item["surface"][slots])
+    seen = _record_clouds(monkeypatch)
+    df = de.evaluate(None, ds, progress=False)
+    assert (df["floor_shared"] == 0).all() and np.allclose(df["pred_acc"], 0, atol=1e-6)
+    floor = {tuple(p) for p in seen["floor"][0].tolist()}
+    ref = {tuple(p) for p in item["surface"][0].tolist()}
+    assert len(floor) == NS and not floor & ref and floor | ref == {tuple(p) for p in base.tolist()}
+    # scored like pred: brute-force distances between the two disjoint halves
+    for s in range(S):
+        f, gt = seen["floor"][s], item["surface"][s]
+        assert df["floor_acc"][s] == pytest.approx(_mean_min_dist(f, gt), rel=1e-5) and df["floor_acc"][s] > 0
+        assert df["floor_comp"][s] == pytest.approx(_mean_min_dist(gt, f), rel=1e-5)

@@ -9,8 +9,8 @@ A dataset folder, as written by `data_scripts/` and the converters:
       seq_0000.npz      a `Sequence4D` (see fourdlib.data.sequence)
       ...
 
-`SequenceDataset` samples a window of S consecutive frames and N points per frame, which is
-what the point-cloud methods train on: unordered partial clouds as input, complete GT
+`SequenceDataset` samples a window of S frames (consecutive, or drawn at random in
+training) and N points per frame, which is what the point-cloud methods train on: unordered partial clouds as input, complete GT
 surface samples as target, and the visibility record for region-split evaluation.
 """
 from __future__ import annotations
@@ -26,6 +26,7 @@ from ..io import atomic_write
 from .sequence import FormatError, Sequence4D
 
 MANIFEST = "manifest.json"
+WINDOWS = ("consecutive", "random")  # how SequenceDataset picks a training window's frames
 
 
 def write_manifest(folder, entries: list[dict[str, Any]], info: dict[str, Any] | None = None) -> Path:
@@ -80,6 +81,10 @@ class SequenceDataset(torch.utils.data.Dataset):
       visible          (S, Ns)    bool, sample seen by the camera of that frame
       frames           (S,)       frame indices in the sequence;  times (S,) seconds
       index            ()         position of the sequence in this dataset
+      surface_rows     (Ns,)      long: which stored GT samples (rows of the sequence's
+                                  surface_points, after foreground_only) `surface` holds;
+                                  with `surface_pool` an evaluation can draw further GT
+                                  samples that are not the reference ones
     Surface samples are the same material points in every frame (for evaluation only), so
     `visible.any(0)` says which samples some frame of the window saw: the "hidden here but
     seen elsewhere" region of frame s is `~visible[s] & visible.any(0)`.
@@ -89,6 +94,20 @@ class SequenceDataset(torch.utils.data.Dataset):
     run with its RNG state replays it). train=False: the first S frames and a fixed draw per
     sequence, the same every epoch.
 
+    Training windows (train=True only; train=False ignores both, its windows are fixed):
+      windows="consecutive"  (default) S consecutive frames from a random start: what the
+                             course's committed runs were trained on.
+      windows="random"       S distinct frames drawn uniformly without replacement from the
+                             whole sequence, returned in time order: DynaTok's paper setting
+                             (it widens the time gaps the model learns to bridge).
+      copies=p               with probability p the window is instead S copies of ONE
+                             random frame: the same partial cloud (one draw, copied
+                             exactly) and that frame's GT in every slot. That is what
+                             DynaTok's "current" context ablation feeds at evaluation, so a
+                             model trained with p > 0 has seen such windows (default 0: never;
+                             then no extra random number is drawn, so the RNG stream and
+                             hence a seeded run are exactly as before).
+
     foreground_only=True keeps only the objects that are not background (floor, walls:
     `object_background`), in the partial clouds and the GT samples alike: the "Foreground"
     setting of scene-level evaluations (DynaTok's Kubric table); False is "FG+BG".
@@ -96,7 +115,13 @@ class SequenceDataset(torch.utils.data.Dataset):
 
     def __init__(self, folder, split: str | None = None, frames: int | None = 8, points: int = 2048,
                  surface_points: int | None = 2048, train: bool = True, cache: bool = True,
-                 kinds: list[str] | None = None, foreground_only: bool = False):
+                 kinds: list[str] | None = None, foreground_only: bool = False,
+                 windows: str = "consecutive", copies: float = 0.0):
+        if windows not in WINDOWS:
+            raise ValueError(f"windows must be one of {WINDOWS}, got {windows!r}")
+        if isinstance(copies, bool) or not isinstance(copies, (int, float)) or not 0.0 <= copies <= 1.0:
+            raise ValueError(f"copies must be a probability in [0, 1], got {copies!r}")
+        self.windows, self.copies = windows, float(copies)
         self.folder = Path(folder)
         self.foreground_only = bool(foreground_only)
         self.manifest = read_manifest(folder)
@@ -167,10 +192,21 @@ class SequenceDataset(torch.utils.data.Dataset):
             raise ValueError(f"{self.entries[i]['file']}: {T} frames, fewer than the window of {S}")
         # Evaluation draws are fixed per sequence; training draws come from torch's global RNG.
         gen = None if self.train else torch.Generator().manual_seed(1000003 * i + 17)
-        start = int(torch.randint(0, T - S + 1, (1,), generator=gen)) if self.train else 0
-        frames = torch.arange(start, start + S)
-        partial = torch.stack([_subsample(torch.from_numpy(seq.partial_points[t]), self.N, gen)
-                               for t in frames.tolist()])                          # (S, N, 3)
+        # copies == 0 draws nothing here, so default training consumes the RNG as it always did
+        copied = self.train and self.copies > 0 and float(torch.rand(())) < self.copies
+        if copied:                                        # S copies of one frame
+            frames = torch.full((S,), int(torch.randint(0, T, (1,))))
+        elif self.train and self.windows == "random":     # S distinct frames, in time order
+            frames = torch.randperm(T)[:S].sort().values
+        else:
+            start = int(torch.randint(0, T - S + 1, (1,), generator=gen)) if self.train else 0
+            frames = torch.arange(start, start + S)
+        if copied:   # one draw copied exactly, as evaluate's "current" context feeds frame s
+            partial = _subsample(torch.from_numpy(seq.partial_points[int(frames[0])]), self.N, gen)
+            partial = partial[None].repeat(S, 1, 1)
+        else:
+            partial = torch.stack([_subsample(torch.from_numpy(seq.partial_points[t]), self.N, gen)
+                                   for t in frames.tolist()])                      # (S, N, 3)
         out = {"partial": partial, "frames": frames,
                "times": torch.from_numpy(seq.times[frames.numpy()]).float(), "index": torch.tensor(i)}
         if seq.surface_points is not None:
@@ -182,12 +218,28 @@ class SequenceDataset(torch.utils.data.Dataset):
             else:
                 sel = torch.randperm(n_all, generator=gen)[: self.Ns]                # same rows every frame
             f = frames.numpy()[:, None]
+            out["surface_rows"] = sel.long()
             out["surface"] = torch.from_numpy(seq.surface_points[f, sel.numpy()])
             if seq.surface_normals is not None:
                 out["surface_normals"] = torch.from_numpy(seq.surface_normals[f, sel.numpy()])
             if seq.surface_visible is not None:
                 out["visible"] = torch.from_numpy(seq.surface_visible[f, sel.numpy()])
         return out
+
+
+    def surface_pool(self, i: int, frames) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Every stored GT surface sample of sequence i at `frames` (S,): points (S, M, 3)
+        and normals (S, M, 3) (None if the sequence has none), M = all stored samples
+        (after foreground_only). Item i's `surface` is pool[:, item["surface_rows"]], so an
+        evaluation can draw a second GT sample from the other rows (DynaTok's floor)."""
+        seq = self._points_of(i)
+        if seq.surface_points is None:
+            raise FormatError(f"{self.entries[i]['file']}: has no surface_points")
+        f = torch.as_tensor(frames).long().numpy()
+        if f.ndim != 1 or (f < 0).any() or (f >= seq.num_frames).any():
+            raise ValueError(f"frames must be (S,) indices in [0, {seq.num_frames}), got {f.tolist()}")
+        normals = None if seq.surface_normals is None else torch.from_numpy(seq.surface_normals[f])
+        return torch.from_numpy(seq.surface_points[f]), normals
 
 
 def _subsample(points: torch.Tensor, n: int, gen) -> torch.Tensor:

@@ -26,6 +26,9 @@ class DynaTokConfig:
     train_points: int = 512     # GT points per frame used as flow-matching targets x1
     eval_points: int = 2048     # points generated per frame at evaluation
     norm_frame: str = "all"     # "all": centre/scale from every frame's input; "first": frame 1's
+    # training windows (SequenceDataset windows= / copies=); defaults = what the committed runs used
+    train_windows: str = "consecutive"  # "random": S distinct frames drawn from the sequence (the paper's)
+    train_copies: float = 0.0   # probability that a training window is S copies of one frame, in [0, 1)
     # ---- tokenizer
     num_tokens: int = 32        # M: FPS anchors = tokens per frame
     dim: int = 128              # D: token width (also the decoder's width)
@@ -53,6 +56,7 @@ class DynaTokConfig:
     lr: float = 1e-3
     warmup_steps: int = 100
     weight_decay: float = 0.01
+    ema: float = 0.0            # decay of the weight average evaluated instead of the last weights (0: none)
 
     def __post_init__(self):
         for name in ("input_points", "train_frames", "eval_frames", "train_points", "eval_points",
@@ -70,10 +74,14 @@ class DynaTokConfig:
             raise ValueError(f"DynaTokConfig: dim={self.dim} / heads={self.heads} must give an even head "
                              "dim >= 6 (3D RoPE turns at least one pair per axis)")
         choices = {"norm_frame": ("all", "first"), "prior": fm.PRIORS, "time_dist": fm.TIME_DISTRIBUTIONS,
-                   "time_per": ("frame", "point"), "sample_method": tuple(fm.METHODS)}
+                   "time_per": ("frame", "point"), "sample_method": tuple(fm.METHODS),
+                   "train_windows": ("consecutive", "random")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"DynaTokConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        c = self.train_copies  # < 1: a run must still see real windows
+        if isinstance(c, bool) or not isinstance(c, (int, float)) or not 0.0 <= c < 1.0:
+            raise ValueError(f"DynaTokConfig.train_copies must be a probability in [0, 1), got {c!r}")
 
     @property
     def uses_residual(self) -> bool:
@@ -88,7 +96,7 @@ class DynaTokConfig:
     def train_config(self, **overrides):
         """A fourdlib.train.TrainConfig with this row's steps, batch, lr, warm-up, decay."""
         kw = dict(steps=self.steps, batch_size=self.batch_size, lr=self.lr,
-                  warmup_steps=self.warmup_steps, weight_decay=self.weight_decay)
+                  warmup_steps=self.warmup_steps, weight_decay=self.weight_decay, ema=self.ema)
         return TrainConfig(**{**kw, **overrides})
 
 

@@ -16,8 +16,8 @@ They partition the GT samples of every frame. "hidden_seen_elsewhere" is where a
 model can beat a per-frame one: the other frames hold the geometry. A region with no GT
 point in a frame gives NaN for that frame (and `summarize` skips NaNs).
 
-Columns (X = pred, input or union; R = one of the regions above)
------------------------------------------------------------------
+Columns (X = pred, input, union or floor; R = one of the regions above)
+------------------------------------------------------------------------
     X_acc, X_acc_R     accuracy: mean over X's points of the distance to the nearest GT
                        point (pred -> GT); _R averages over the points whose nearest GT
                        point lies in R (so "acc_visible" is how sharp the visible part is)
@@ -26,6 +26,12 @@ Columns (X = pred, input or union; R = one of the regions above)
     pred_nc            normal consistency (OccNet): predicted points get PCA normals
                        (`estimate_normals(k=normals_k)`, NOT oriented): the metric averages
                        |cos|, so the sign of either normal does not matter.
+    floor_nc           the same NC for the floor sample (PCA normals, same k): the NC a
+                       perfect surface sample reaches at num_points points with PCA normals
+    chance_nc          NC of the predicted points with uniformly random unit normals: the
+                       chance level for unsigned normals (expected 0.5); computed, not assumed
+    floor_shared       fraction of the floor sample's points that are also reference GT
+                       points (0 when the stored GT allows a disjoint draw; see floor below)
     n_gt_R             GT points in region R in this frame
 with X:
     pred    the model's completion of frame s (num_points samples)
@@ -39,6 +45,19 @@ with X:
             deforming shapes the union is misaligned (it holds the shape where it WAS), so
             it is an upper-bound-ish reference for completeness that is only meaningful for
             slowly moving shapes; its accuracy shows how misaligned it is.
+    floor   a second GT sample of frame s with num_points points, scored exactly like pred:
+            what a perfect model that samples the true surface would score at this point
+            count (its completeness is not 0: num_points samples leave gaps). Drawn from the
+            stored GT surface samples (`dataset.surface_pool`, the same rows in every frame)
+            among the rows NOT in the reference (`item["surface_rows"]`), uniformly without
+            replacement, with a generator seeded by (seed, sequence index), so it is
+            independent of the reference and deterministic. When fewer than num_points
+            rows lie outside the reference (e.g. the reference already holds every stored
+            sample), it takes all of those plus reference rows drawn without replacement
+            (then with repeats if num_points exceeds the stored count); floor_shared says
+            what fraction came from the reference, and a shared point's accuracy is 0, so
+            floor_acc is then optimistic. A dataset without `surface_pool` (a list of items)
+            only has the reference, so its floor is drawn from the reference alone.
 
 context
 -------
@@ -54,7 +73,19 @@ context
            temporal model uses the other frames, "all" is clearly lower. (The regions
            are still those of the whole window, so the two contexts score the same points.)
 
-Determinism: the ODE noise comes from torch.Generator seeded with seed + sequence index.
+           "current" changes two things at once: the model loses the other frames (lost
+           information) and it sees a window of S identical frames, which it never saw in
+           training (distribution shift). To tell them apart: (1) the per-frame model
+           (temporal=False) fed the same copies is the reference for the copies themselves
+           (with norm="window" it is blind to them, see above); (2) train a DynaTok with
+           cfg.train_copies > 0 (SequenceDataset copies=: a share of its training windows
+           are exactly such copies). It has seen copies, so its remaining drop from "all"
+           to "current" is lost information; the part of the ordinary model's drop that
+           it removes was shift.
+
+Determinism: the ODE noise comes from torch.Generator seeded with seed + sequence index;
+the floor draw and chance_nc's random normals have generators of their own, derived from the
+same two numbers, so they never change the ODE noise (nor the pred columns).
 """
 from __future__ import annotations
 
@@ -68,7 +99,8 @@ from ...metrics import nearest_neighbors, normal_consistency
 from ...train.distributed import unwrap
 from .model import normalize_batch, reconstruct
 
-__all__ = ["REGIONS", "CONTEXTS", "region_masks", "predict_frames", "evaluate", "summarize"]
+__all__ = ["REGIONS", "CONTEXTS", "TABLE_COLUMNS", "REFERENCES", "region_masks", "predict_frames", "evaluate",
+           "summarize", "comparison_table", "per_sequence_wins"]
 
 REGIONS = ("visible", "hidden_seen_elsewhere", "never_seen")
 CONTEXTS = ("all", "current")
@@ -139,6 +171,37 @@ def _cloud_metrics(cloud: torch.Tensor, gt: torch.Tensor, regions: dict[str, tor
     return out
 
 
+def _floor_rows(pool_size: int, reference: torch.Tensor, n: int, gen: torch.Generator) -> tuple[torch.Tensor, float]:
+    """n rows of a pool of GT samples for the floor sample (see the module doc): rows outside
+    `reference` first, uniformly without replacement; if too few, reference rows; if the
+    pool is smaller than n, random repeats. Returns the rows and the fraction of them that
+    are reference rows."""
+    is_ref = torch.zeros(pool_size, dtype=torch.bool)
+    is_ref[torch.as_tensor(reference).long()] = True
+    others, refs = (~is_ref).nonzero()[:, 0], is_ref.nonzero()[:, 0]
+    rows = others[torch.randperm(len(others), generator=gen)[:n]]
+    if len(rows) < n:
+        rows = torch.cat([rows, refs[torch.randperm(len(refs), generator=gen)[: n - len(rows)]]])
+    if len(rows) < n:
+        rows = torch.cat([rows, torch.randint(0, pool_size, (n - len(rows),), generator=gen)])
+    return rows, float(is_ref[rows].double().mean())
+
+
+def _floor_sample(dataset, i: int, item: dict, n: int, seed: int) -> tuple[torch.Tensor, float]:
+    """(S, n, 3) floor sample of item i and its shared fraction (module doc, "floor")."""
+    gt = item["surface"].float()
+    pool_of = getattr(dataset, "surface_pool", None)
+    if pool_of is not None and "surface_rows" in item:
+        pool, _ = pool_of(i, item["frames"])
+        reference = item["surface_rows"]
+    else:   # only the reference is known
+        pool, reference = gt, torch.arange(gt.shape[1])
+    # its own stream, so the floor never shifts the ODE noise (generator seed + i)
+    gen = torch.Generator().manual_seed(1_000_003 * (seed + i) + 1)
+    rows, shared = _floor_rows(pool.shape[1], reference, n, gen)
+    return torch.as_tensor(pool)[:, rows].float(), shared
+
+
 def _check_item(item: dict, i: int):
     for key in ("partial", "surface", "surface_normals", "visible"):
         if key not in item:
@@ -201,6 +264,15 @@ def evaluate(model, dataset, *, num_points: int | None = None, steps: int | None
             cols["pred_nc"] = np.asarray(normal_consistency(pred, normals, gt, gt_normals).cpu())
             cols |= _cloud_metrics(partial, gt, regions, "input")
             cols |= _cloud_metrics(union, gt, regions, "union")
+            floor, shared = _floor_sample(dataset, i, item, pred.shape[1], seed)   # as many points as pred
+            cols |= _cloud_metrics(floor, gt, regions, "floor")
+            floor_normals = torch.stack([estimate_normals(p, k=normals_k) for p in floor])
+            cols["floor_nc"] = np.asarray(normal_consistency(floor, floor_normals, gt, gt_normals).cpu())
+            # uniformly random directions: normalised isotropic Gaussians
+            noise = torch.randn(pred.shape, generator=torch.Generator().manual_seed(1_000_003 * (seed + i) + 2))
+            cols["chance_nc"] = np.asarray(normal_consistency(pred, noise / noise.norm(dim=-1, keepdim=True),
+                                                              gt, gt_normals).cpu())
+            cols["floor_shared"] = np.full(S, shared)
             cols |= {f"n_gt_{k}": m.sum(1).numpy() for k, m in regions.items()}
             meta = {"sequence": i, "frame": np.arange(S), "frame_index": item["frames"].numpy(), "context": context,
                     "norm": norm}
@@ -232,3 +304,46 @@ def summarize(df: pd.DataFrame, by: str | list[str] | None = "context") -> pd.Da
     out = grouped[metrics].mean()
     out["frames"] = grouped.size()
     return out
+
+
+# ------------------------------------------------------------------ the comparison table
+# (label, column suffix) of the table every DynaTok result is shown in, README included
+TABLE_COLUMNS = {"Acc": "acc", "Comp": "comp", "Comp: visible": "comp_visible",
+                 "Comp: hidden here, seen elsewhere": "comp_hidden_seen_elsewhere",
+                 "Comp: never seen": "comp_never_seen", "Acc: visible": "acc_visible", "NC": "nc"}
+# the reference rows, read from any evaluated frame table (they do not depend on the model)
+REFERENCES = {
+    "union of all input frames (as given)": "union",
+    "input of the current frame": "input",
+    "floor: a second GT sample of the same size": "floor",
+    "chance (NC of random normals)": "chance",
+}
+
+
+def comparison_table(results: dict[str, pd.DataFrame], references: bool = True) -> pd.DataFrame:
+    """Rows: each model of `results` ({label: evaluate(...) frame table}), then the reference
+    rows (REFERENCES: union, input, floor, chance, from the first table); columns
+    TABLE_COLUMNS; every frame weighs the same, NaNs (empty regions) skipped."""
+    if not results:
+        raise ValueError("comparison_table: no results")
+    rows = {label: {name: df[f"pred_{col}"].mean() for name, col in TABLE_COLUMNS.items()}
+            for label, df in results.items()}
+    if references:
+        first = next(iter(results.values()))
+        for label, prefix in REFERENCES.items():
+            rows[label] = {name: first[f"{prefix}_{col}"].mean() for name, col in TABLE_COLUMNS.items()
+                           if f"{prefix}_{col}" in first}
+    return pd.DataFrame.from_dict(rows, orient="index")[list(TABLE_COLUMNS)]
+
+
+def per_sequence_wins(a: pd.DataFrame, b: pd.DataFrame | str, column: str) -> tuple[int, int]:
+    """(sequences where `a` is lower than `b` on `column`, sequences compared): means over each
+    sequence's frames. b is another model's frame table, or a reference prefix of `a`
+    ("union", "input", "floor") whose column of the same name is compared."""
+    ours = a.groupby("sequence")[f"pred_{column}"].mean()
+    if isinstance(b, str):
+        theirs = a.groupby("sequence")[f"{b}_{column}"].mean()
+    else:
+        theirs = b.groupby("sequence")[f"pred_{column}"].mean()
+    both = pd.concat([ours, theirs], axis=1, keys=["a", "b"]).dropna()
+    return int((both["a"] < both["b"]).sum()), len(both)
