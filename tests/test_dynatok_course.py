@@ -122,16 +122,20 @@ COMMITTED = sorted((Path(__file__).resolve().parents[1] / "checkpoints" / "dynat
 @pytest.mark.parametrize("path", COMMITTED, ids=[p.stem for p in COMMITTED])
 def test_committed_checkpoints_load_and_are_what_the_notebooks_ask_for(path):
     """A committed run loads with today's code, and its identity is the one the notebooks
-    compute today (else they would silently retrain instead of loading it)."""
+    compute today (else they would silently retrain instead of loading it): its name is
+    "<scale>_<key of course.RUNS>" and its config, steps and data are that entry's."""
     from fourdlib.models.dynatok import load_model
     from fourdlib.train.checkpoint import load_checkpoint
 
     model = load_model(path)
     state = load_checkpoint(path)
-    scale, dataset, variant = path.stem.split("_")[:3]
-    expected = CONFIGS[scale] if variant == "temporal" else dataclasses.replace(CONFIGS[scale], temporal=False)
-    assert model.cfg == expected, f"{path.name}: config differs from CONFIGS[{scale!r}]; retrain and recommit it"
-    assert state["step"] == expected.steps and state["seed"] == 0
+    scale, key = path.stem.split("_", 1)
+    assert key in dt.RUNS, f"{path.name} is not a course run (RUNS has {sorted(dt.RUNS)})"
+    expected, dataset, steps, _ = dt.run_spec(key, scale)
+    how_to_sample = {k: getattr(expected, k) for k in dt.METHOD.inference_fields}  # not part of a run
+    assert dataclasses.replace(model.cfg, **how_to_sample) == expected, \
+        f"{path.name}: config differs from what RUNS[{key!r}] asks for; retrain and recommit it"
+    assert state["step"] == steps and state["seed"] == 0
     kind, options = dt.DATASETS[dataset]
     size = dt.COURSE_DATA[scale]
     data = state["data"]

@@ -23,14 +23,16 @@ notebook's run ahead of time (also under torchrun).
 """
 from __future__ import annotations
 
+import dataclasses
+
 from ...data.cache import synthetic_dataset
 from ...data.dataset import SequenceDataset
 from ...train import runs
 from .config import CONFIGS, DynaTokConfig
 from .model import DynaTok, loss
 
-__all__ = ["COURSE_DATA", "DATASETS", "METHOD", "course_data", "make_dataset", "load_or_train", "load_model",
-           "save_model", "checkpoint_paths"]
+__all__ = ["COURSE_DATA", "DATASETS", "RUNS", "METHOD", "course_data", "make_dataset", "run_spec", "course_run",
+           "load_or_train", "load_model", "save_model", "checkpoint_paths"]
 
 # kind of generator and its options, per notebook data set
 DATASETS = {
@@ -67,16 +69,57 @@ def course_data(name: str, scale: str, *, seed: int = 0, root=None, progress: bo
 
 
 def make_dataset(cfg: DynaTokConfig, folder, split: str | None = None, train: bool = True, **options):
-    """The SequenceDataset this config trains (train=True: cfg.train_frames, random windows)
-    or evaluates on (train=False: cfg.eval_frames, fixed draws). options go to
-    SequenceDataset (e.g. foreground_only=True)."""
+    """The SequenceDataset this config trains (train=True: cfg.train_frames, random windows
+    as cfg.train_windows / cfg.train_copies say) or evaluates on (train=False:
+    cfg.eval_frames, the first frames, fixed draws). options go to SequenceDataset (e.g.
+    foreground_only=True)."""
+    if train:  # evaluation windows stay fixed whatever the training windows were
+        # the config is the run's identity: windows set beside it would train something else
+        if {"windows", "copies"} & options.keys():
+            raise ValueError("make_dataset: set cfg.train_windows / cfg.train_copies instead of passing "
+                             "windows= / copies=, so that the run's identity records them")
+        options = {**options, "windows": cfg.train_windows, "copies": cfg.train_copies}
     return SequenceDataset(folder, split=split, frames=cfg.train_frames if train else cfg.eval_frames,
                            points=cfg.input_points,
                            surface_points=cfg.train_points if train else cfg.eval_points, train=train, **options)
 
 
+# The notebooks' named runs: which data, how many steps at each scale (default: the config's),
+# and what differs from CONFIGS[scale]. The run of key K at scale X is called "X_K"; for tiny,
+# checkpoints/dynatok/ holds it, so `course_run` loads instead of training. The creatures
+# pair trains 2.5x longer than the static one and evaluates the weight average (ema): the
+# moving shapes need sharper completions to beat stacking the frames (issue 9).
+RUNS = {
+    "static_temporal": dict(dataset="static", steps={}, overrides={}),
+    "static_perframe": dict(dataset="static", steps={}, overrides={"temporal": False}),
+    "creatures_temporal": dict(dataset="creatures", steps={"tiny": 3000}, overrides={"ema": 0.999}),
+    "creatures_perframe": dict(dataset="creatures", steps={"tiny": 3000},
+                               overrides={"ema": 0.999, "temporal": False}),
+}
+
+
+def run_spec(key: str, scale: str):
+    """(config, data set name, steps, run name) of the course run `key` at `scale`."""
+    if key not in RUNS:
+        raise ValueError(f"unknown course run {key!r}; choose from {sorted(RUNS)}")
+    if scale not in CONFIGS:
+        raise ValueError(f"unknown scale {scale!r}; choose from {sorted(CONFIGS)}")
+    spec = RUNS[key]
+    cfg = dataclasses.replace(CONFIGS[scale], **spec["overrides"])
+    return cfg, spec["dataset"], spec["steps"].get(scale, cfg.steps), f"{scale}_{key}"
+
+
+def course_run(key: str, scale: str, *, seed: int = 0, device: str = "auto", progress: bool = True, **kwargs):
+    """Load (or train) the course run `key` (see RUNS) at `scale` on its course data set:
+    returns load_or_train's (model, history, info). kwargs go to load_or_train."""
+    cfg, dataset, steps, name = run_spec(key, scale)
+    folder = course_data(dataset, scale, seed=seed, progress=progress)
+    return load_or_train(cfg, folder, name, steps=steps, seed=seed, device=device, progress=progress, **kwargs)
+
+
 METHOD = runs.Method(name="dynatok", config_cls=DynaTokConfig, model_cls=DynaTok, loss=loss,
-                     make_dataset=make_dataset, configs=CONFIGS, course_data=course_data)
+                     make_dataset=make_dataset, configs=CONFIGS, course_data=course_data,
+                     inference_fields=("eval_frames", "eval_points", "sample_steps", "sample_method"))
 
 
 def load_or_train(cfg: DynaTokConfig, folder, name: str, **kwargs):
