@@ -45,6 +45,7 @@ def check_dynatok_tokenization(m):
     assert m["min_gap_fps"] > m["min_gap_random"]  # FPS spreads its picks
     assert m["fit_loss_fourier"] < m["fit_loss_raw"]  # Fourier features fit the sharp pattern better
     assert m["max_change_shuffled"] < 1e-4 and m["max_change_doubled"] < 1e-4
+    assert m["tokenizer_max_diff_library"] < 1e-4  # the tokenizer built from scratch is the library's
 
 
 def check_dynatok_latents(m):

@@ -12,7 +12,7 @@ from fourdlib.models.dynatok import CONFIGS, DynaTok
 cfg = CONFIGS["smoke"]
 torch.manual_seed(0)
 seq = make_creature_sequence(0, body_plan="quadruped", motion="walk", num_frames=2, image_size=(64, 64), n_surface=512)
-frames, _, _ = normalize_points(seq.partial_points)
+frames, _, _ = normalize_points(seq.partial_points, ref_frame=cfg.ref_frame)  # frame 1, as every config
 cloud = torch.from_numpy(frames[0]).float()                           # (N, 3), normalised frame 0
 
 
