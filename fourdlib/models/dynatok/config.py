@@ -82,6 +82,8 @@ class DynaTokConfig:
         c = self.train_copies  # < 1: a run must still see real windows
         if isinstance(c, bool) or not isinstance(c, (int, float)) or not 0.0 <= c < 1.0:
             raise ValueError(f"DynaTokConfig.train_copies must be a probability in [0, 1), got {c!r}")
+        if isinstance(self.ema, bool) or not isinstance(self.ema, (int, float)) or not 0 <= self.ema < 1:
+            raise ValueError(f"DynaTokConfig.ema must be a decay in [0, 1) (0: no weight average), got {self.ema!r}")
 
     @property
     def uses_residual(self) -> bool:
