@@ -153,6 +153,51 @@ def cmd_tables(args) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- results
+
+def add_results(sub):
+    p = sub.add_parser("results", help="the committed results behind the README's numbers",
+                       description="Without NAME: list the committed results (results/<method>/*.record.json). "
+                                   "With NAME: print it as the README shows it. --check / --update compare or "
+                                   "rewrite a document's <!-- result: NAME --> blocks.")
+    p.add_argument("name", nargs="?", help="e.g. dynatok/tiny_creatures")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--check", metavar="FILE", help="exit 1 if a result block of FILE differs from its record")
+    g.add_argument("--update", metavar="FILE", help="rewrite FILE's result blocks from the records")
+    p.set_defaults(func=cmd_results)
+
+
+def cmd_results(args) -> int:
+    from pathlib import Path
+
+    from .io import atomic_write
+    from .repro import results
+
+    if args.check or args.update:
+        path = Path(args.check or args.update)
+        text = path.read_text(encoding="utf-8")
+        if args.check:
+            problems = results.check_text(text)
+            for p in problems:
+                print(f"{path}: {p}", file=sys.stderr)
+            return 1 if problems else 0
+        new = results.update_text(text)
+        if new != text:
+            with atomic_write(path, "w", encoding="utf-8") as f:
+                f.write(new)
+        print(f"{path}: {'updated' if new != text else 'already up to date'}")
+        return 0
+    if args.name is None:
+        print("\n".join(results.result_names()) or "no committed results")
+        return 0
+    try:
+        print(results.render(args.name), end="")
+    except (FileNotFoundError, ValueError) as e:
+        print(f"fourd results: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
 # ----------------------------------------------------------------------------- infer / complete
 
 def add_infer(sub):
@@ -254,7 +299,7 @@ def cmd_train(args) -> int:
     return 0
 
 
-COMMANDS = [add_course, add_run, add_tables, add_infer, add_complete, add_train]
+COMMANDS = [add_course, add_run, add_tables, add_results, add_infer, add_complete, add_train]
 
 
 def build_parser() -> argparse.ArgumentParser:
