@@ -63,13 +63,28 @@ def check_dynatok_latents(m):
     assert m["max_abs_H1"] == 0.0 and m["trained_max_abs_H1"] == 0.0
     assert m["max_abs_Z_minus_G_plus_H"] == 0.0
     assert m["frame1_decode_Z_vs_G"] < 1e-5  # Z_1 = G, same noise -> same points
-    # 4. trained: finite positive distances and ratios, angles of a camera turn
-    for name in ("decode(Z_s)", "decode(G)", "partial input"):
-        for metric in ("completeness", "accuracy"):
-            assert 0 < m["frames_after_1"][name][metric] < float("inf")
-    assert m["h_rel_trained"] > 0 and m["h_rel_untrained"] > 0
-    assert -1 <= m["h_rel_angle_correlation"] <= 1
-    assert 0 < m["max_view_angle_deg"] <= 180
+    # slots: no correspondence between frames' FPS anchors; what slot_embed / ref_embed change
+    assert m["anchor_gap_same_slot"] > (m["anchor_gap_nearest"] + m["anchor_gap_any"]) / 2
+    assert m["noslot_shuffle_follows_tokens"] < 1e-4 and m["noslot_shuffle_other_frames"] < 1e-4
+    assert m["noslot_shuffle_changes_Zs"] > 1e3 * m["noslot_shuffle_follows_tokens"]
+    assert m["slot_shuffle_not_just_permuted"] > 100 * m["noslot_shuffle_follows_tokens"]
+    assert m["noref_copies_max_H_minus_G"] < 1e-4 < m["ref_copies_max_H_minus_G"]
+    assert m["decoder_context_norm_free"] == 1.0 and m["layernorm_change_doubled_Z"] < 1e-3
+    # 4. and 5. trained, static and creatures: finite positive distances and ratios, trained and untrained
+    static, creatures = m["static"], m["creatures"]
+    for part in (static, creatures):
+        for name in ("decode(Z_s)", "decode(G)", "partial input"):
+            for metric in ("completeness", "accuracy"):
+                assert 0 < part["frames_after_1"][name][metric] < float("inf")
+        assert 0 < part["h_rel_trained"] < float("inf") and 0 < part["h_rel_untrained"] < float("inf")
+        assert part["train_steps"] >= 1
+    assert -1 <= static["h_rel_angle_correlation"] <= 1
+    assert 0 < static["max_view_angle_deg"] <= 180
+    for key in ("h_rel_displacement_correlation", "h_rel_untrained_displacement_correlation",
+                "decode_G_minus_Z_completeness_displacement_correlation"):
+        assert -1 <= creatures[key] <= 1
+    assert creatures["max_displacement_m"] > 0  # the creatures move
+    assert creatures["frame1_decode_Z_vs_G"] < 1e-5
 
 
 def check_dynatok_flow_matching(m):
