@@ -322,6 +322,9 @@ def test_browser_draws_animated_side_by_side_left_to_right(tmp_path):
         assert mask.sum() > 200, f"panel colour {rgb:06x}: only {mask.sum()} pixels"
         centres.append(np.nonzero(mask)[1].mean())
     assert centres[0] < centres[1] < centres[2], centres  # input | prediction | GT
+    # framed for the canvas: the row spans most of its width (k3d's own fit left it a third)
+    drawn = np.nonzero((img < 200).any(-1))[1]
+    assert np.ptp(drawn) > 0.6 * img.shape[1], f"the row spans only {np.ptp(drawn)} of {img.shape[1]} pixels"
 
 
 @slow

@@ -526,15 +526,19 @@ def show_flow(origins: Any, vectors: Any, values: Any = None, color: int | None 
 def side_by_side(panels: Mapping[str, Any], colors: Mapping[str, Any] | None = None,
                  values: Mapping[str, Any] | None = None, cmap: str = "viridis", value_range=None,
                  spacing: float | None = None, point_size: float | None = None,
-                 fps: float = DEFAULT_FPS, plot: k3d.Plot | None = None) -> k3d.Plot:
+                 fps: float = DEFAULT_FPS, plot: k3d.Plot | None = None, aspect: float | None = 1.5) -> k3d.Plot:
     """Point clouds or sequences next to each other along +x, labelled, in one plot.
 
     panels: {"input": seq, "prediction": seq, "GT": seq}, left to right, each a cloud or a
     sequence; all share the plot's one time axis (frame t of each at time t).
     colors / values: optional {label: ...} per panel as in `show_points`; `values` share one
     colour range over all panels (so equal errors look equal). Panels without either get a
-    palette colour. spacing: x distance between panels (default: 1.2 x the larger of the x and y extents).
+    palette colour. spacing: x distance between panels (default: 1.1 x the larger of the x and y extents).
     The data keep their coordinates; only the drawing is moved.
+    aspect: width / height of the canvas the view is framed for: the camera looks at the
+    row from the front, slightly from above, just far enough for the whole row to fit, so
+    each panel fills its share of the width (k3d's own fit frames the row's bounding
+    sphere, which leaves a wide row small in the middle). None: k3d's automatic fit.
     """
     if len(panels) == 0:
         raise ValueError("panels is empty")
@@ -551,7 +555,7 @@ def side_by_side(panels: Mapping[str, Any], colors: Mapping[str, Any] | None = N
     width = float(np.max(hi[:2] - lo[:2]))
     extent = float(np.max(hi - lo)) or 1.0
     if spacing is None:
-        spacing = 1.2 * width if width > 0 else extent
+        spacing = 1.1 * width if width > 0 else extent
     if not spacing > 0:
         raise ValueError(f"spacing must be > 0; got {spacing}")
     if values:  # one colour range over every panel's values
@@ -574,4 +578,22 @@ def side_by_side(panels: Mapping[str, Any], colors: Mapping[str, Any] | None = N
         centre = [(lo[0] + hi[0]) / 2 + k * spacing, (lo[1] + hi[1]) / 2, hi[2] + 0.1 * extent]
         plot += k3d.text(html.escape(label), position=centre, reference_point="cb", is_html=True,
                          color=0x222222, label_box=False, name=f"{label} label")
+    if aspect is not None:
+        _frame_row(plot, lo, hi + np.array([(len(frames) - 1) * spacing, 0.0, 0.15 * extent]), aspect)
     return plot
+
+
+def _frame_row(plot: k3d.Plot, lo: np.ndarray, hi: np.ndarray, aspect: float, elevation_deg: float = 15.0) -> None:
+    """Point the camera at the box [lo, hi] from the front (-y), `elevation_deg` above, at the
+    distance where the box's width and height fit a canvas of this aspect (k3d's camera_fov
+    is the vertical field of view)."""
+    if not aspect > 0:
+        raise ValueError(f"aspect must be > 0 (canvas width / height), got {aspect}")
+    size = np.maximum(hi - lo, 1e-6)
+    target = (lo + hi) / 2
+    tan_v = np.tan(np.radians(plot.camera_fov) / 2)
+    dist = 1.12 * max(size[0] / 2 / (tan_v * aspect), size[2] / 2 / tan_v) + size[1] / 2
+    el = np.radians(elevation_deg)
+    eye = target + dist * np.array([0.0, -np.cos(el), np.sin(el)])
+    plot.camera_auto_fit = False
+    plot.camera = [*map(float, eye), *map(float, target), 0.0, 0.0, 1.0]
