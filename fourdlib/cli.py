@@ -254,7 +254,12 @@ def add_train(sub):
     p.add_argument("--dataset", default="static", help="the method's course data set when --data is not "
                                                        "given (dynatok: static, creatures, scenes)")
     p.add_argument("--split", default="train")
-    p.add_argument("--name", required=True, help="run name: the one the notebook prints (e.g. tiny_static_temporal)")
+    p.add_argument("--run", metavar="KEY", help="a course run by its key (dynatok: static_temporal, static_perframe, "
+                                              "creatures_temporal, creatures_perframe): data, steps, config "
+                                              "changes and the name <scale>_<KEY> come from the method's "
+                                              "course.RUNS, exactly as the notebooks ask for it")
+    p.add_argument("--name", help="run name: the one the notebook prints (e.g. tiny_static_temporal); "
+                                  "required without --run")
     p.add_argument("--set", type=_assignment, action="append", default=[], metavar="FIELD=VALUE",
                    help="override a config field (repeatable), e.g. --set temporal=false for DynaTok's "
                         "per-frame ablation, --set num_tokens=8")
@@ -279,7 +284,18 @@ def cmd_train(args) -> int:
 
     method = get_method(args.method)
     try:
-        cfg = dataclasses.replace(method.configs[args.scale], **dict(args.set))
+        if args.run is not None:
+            if method.run_spec is None:
+                raise ValueError(f"{method.name} has no course runs; give --name and the settings instead")
+            given = [flag for flag, v in (("--name", args.name), ("--set", args.set), ("--steps", args.steps),
+                                           ("--data", args.data), ("--data-option", args.data_option)) if v]
+            if given:  # the run's identity is the table's: anything else would be another run under its name
+                raise ValueError(f"--run takes its settings from the course table; drop {', '.join(given)}")
+            cfg, args.dataset, args.steps, args.name = method.run_spec(args.run, args.scale)
+        elif args.name is None:
+            raise ValueError("give --name (the run name the notebook prints) or --run KEY")
+        else:
+            cfg = dataclasses.replace(method.configs[args.scale], **dict(args.set))
         for flag, value in (("--steps", args.steps), ("--ckpt-every", args.ckpt_every)):
             if value is not None and value < 1:
                 raise ValueError(f"{flag} must be a positive number of steps, got {value}")

@@ -115,6 +115,22 @@ def test_fourd_train_writes_the_run_a_notebook_then_loads(folder, cache, capsys)
     assert info["source"] == "cache"
 
 
+def test_fourd_train_run_takes_the_course_table(cache, capsys, monkeypatch):
+    """--run KEY trains exactly the run a notebook's course_run asks for (same name and
+    identity), and refuses settings given beside it."""
+    from fourdlib.cli import main
+
+    monkeypatch.setitem(dt.RUNS, "creatures_perframe", {**dt.RUNS["creatures_perframe"], "steps": {"smoke": 2}})
+    assert main(["train", "dynatok", "--run", "creatures_perframe", "--scale", "smoke", "--device", "cpu"]) == 0
+    assert "smoke_creatures_perframe: trained ->" in capsys.readouterr().out
+    _, _, info = dt.course_run("creatures_perframe", "smoke", device="cpu", progress=False)
+    assert info["source"] == "cache"
+    assert main(["train", "dynatok", "--run", "creatures_perframe", "--scale", "smoke", "--set", "dim=8"]) == 2
+    assert "drop --set" in capsys.readouterr().err
+    assert main(["train", "dynatok", "--scale", "smoke"]) == 2
+    assert "--name" in capsys.readouterr().err
+
+
 COMMITTED = sorted((Path(__file__).resolve().parents[1] / "checkpoints" / "dynatok").glob("*.pt"))
 
 

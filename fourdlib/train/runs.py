@@ -64,6 +64,8 @@ class Method:
                   ODE steps), not what it learns: left out of a run's identity, and a
                   loaded run takes them from the config asked for, so changing a sampling
                   default does not force retraining the committed runs
+    run_spec      run_spec(key, scale) -> (config, course data set, steps, run name): the
+                  notebooks' named runs (`fourd train METHOD --run KEY`)
     """
 
     name: str
@@ -75,6 +77,7 @@ class Method:
     course_data: Callable | None = None
     committed: Path | None = None
     inference_fields: tuple[str, ...] = ()
+    run_spec: Callable | None = None
 
     @property
     def committed_dir(self) -> Path:

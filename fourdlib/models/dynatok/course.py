@@ -119,7 +119,8 @@ def course_run(key: str, scale: str, *, seed: int = 0, device: str = "auto", pro
 
 METHOD = runs.Method(name="dynatok", config_cls=DynaTokConfig, model_cls=DynaTok, loss=loss,
                      make_dataset=make_dataset, configs=CONFIGS, course_data=course_data,
-                     inference_fields=("eval_frames", "eval_points", "sample_steps", "sample_method"))
+                     inference_fields=("eval_frames", "eval_points", "sample_steps", "sample_method"),
+                     run_spec=run_spec)
 
 
 def load_or_train(cfg: DynaTokConfig, folder, name: str, **kwargs):
