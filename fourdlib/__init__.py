@@ -6,7 +6,8 @@ Subpackages (one obvious home for each thing):
   metrics     every metric of the papers, one implementation each
   layers      attention, embeddings, adaLN-Zero blocks, within-/across-frame attention
   models      one package per method (same file names in each) and the registry METHODS
-  render      differentiable rendering in plain PyTorch: 3D Gaussians (tiled, EWA), gsplat on CUDA
+  render      differentiable rendering in plain PyTorch: 3D Gaussians, sparse voxels
+  sparse      sparse voxel tensors and sparse convolution (torch path)
   train       the shared training loop, checkpoints, named runs (load-or-train), flow matching
   viz         k3d and plotly views, HTML export
   repro       paper tables as data, result records, side-by-side tables, committed results
