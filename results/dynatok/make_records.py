@@ -19,6 +19,7 @@ from fourdlib import repro
 from fourdlib.models.dynatok import course_data, course_run, make_dataset
 from fourdlib.models.dynatok.evaluate import comparison_table, evaluate, per_sequence_wins
 from fourdlib.repro.results import RESULTS_DIR, render
+from fourdlib.train.checkpoint import load_checkpoint
 
 SCALE, SEED = "tiny", 0
 HIDDEN = "comp_hidden_seen_elsewhere"
@@ -34,6 +35,11 @@ RESULTS = {
 def _wins(label, a, b, column, what):
     won, n = per_sequence_wins(a, b, column)
     return f"{label}: lower {what} than {b if isinstance(b, str) else 'the per-frame model'} on {won} of {n} sequences"
+
+
+def _device(info) -> str:
+    """Where a run trained, as its checkpoint recorded it (e.g. "cpu (2 threads)")."""
+    return load_checkpoint(info["path"]).get("device", "an unrecorded device")
 
 
 def make(name: str):
@@ -60,7 +66,8 @@ def make(name: str):
     caption = (f"{SCALE}, {dataset} data, held-out split `{split}`: {len(data)} sequences x {cfg.eval_frames} "
                f"frames, {cfg.eval_points} points per frame, {cfg.sample_method} {cfg.sample_steps} ODE steps; "
                f"metres, lower is better (NC: higher). Runs `{SCALE}_{temporal_key}` and `{SCALE}_{perframe_key}` "
-               f"({info_t['train_seconds']:.0f} s and {info_p['train_seconds']:.0f} s of training on 2 CPU cores).")
+               f"({info_t['train_seconds']:.0f} s of training on {_device(info_t)} and {info_p['train_seconds']:.0f} s on "
+               f"{_device(info_p)}).")
     metrics = {row: {col: float(v) for col, v in vals.items() if v == v} for row, vals in table.iterrows()}
     path = repro.record(metrics, scale=SCALE, seed=SEED, data=f"course {dataset} set, split {split}",
                         notebook="results/dynatok/make_records.py", variant=name, device="cpu",
