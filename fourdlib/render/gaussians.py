@@ -268,33 +268,50 @@ def render_gaussians(means, quats, scales, opacities, colors, world_to_cam, K, w
     values = torch.cat([colors[proj.ids], proj.depths[:, None]], 1)        # (V, C + 1): features, then z
     x0, x1, y0, y1 = tile_ranges(proj, tile_size)
 
+    def shade(pixels, g):  # one tile: its pixel centres (P, 2), its Gaussians g (K,) front to back
+        return composite_tile(pixels, proj.means2d[g], proj.conics[g], proj.opacities[g], values[g], alpha_max,
+                              min_transmittance)
+
+    return composite_tiles(shade, (x0, x1, y0, y1), width, height, tile_size, C, means, bg, checkpoint_tiles)
+
+
+def composite_tiles(shade, ranges, width: int, height: int, tile_size: int, channels: int, like: torch.Tensor,
+                    background: torch.Tensor, checkpoint_tiles: bool = False) -> Rendered:
+    """The tile loop every rasteriser here shares, then the background blend.
+
+    ranges (x0, x1, y0, y1), each (N,) long: the inclusive tile columns / rows item n covers
+    (items already in front-to-back order). For each tile, shade(pixels (P, 2) centres (u, v),
+    ids (K,) of the items covering it, in order) -> (P, channels + 2): composited features,
+    weighted depth, alpha. Memory is one tile's (P x K) at a time (all tiles' are kept for
+    backward unless checkpoint_tiles, which recomputes each tile in backward instead).
+    like: a tensor with the output's dtype and device.
+    """
+    x0, x1, y0, y1 = ranges
     rows = []
     for ty in range(math.ceil(height / tile_size)):
         row = []
         for tx in range(math.ceil(width / tile_size)):
             u0, v0 = tx * tile_size, ty * tile_size
             w, h = min(tile_size, width - u0), min(tile_size, height - v0)
-            g = torch.nonzero((x0 <= tx) & (tx <= x1) & (y0 <= ty) & (ty <= y1)).squeeze(1)  # (K,) front to back
-            if len(g) == 0:
-                row.append(means.new_zeros(h, w, C + 2))
+            ids = torch.nonzero((x0 <= tx) & (tx <= x1) & (y0 <= ty) & (ty <= y1)).squeeze(1)  # (K,) front to back
+            if len(ids) == 0:
+                row.append(like.new_zeros(h, w, channels + 2))
                 continue
-            v, u = torch.meshgrid(torch.arange(v0, v0 + h, dtype=means.dtype, device=means.device) + 0.5,
-                                  torch.arange(u0, u0 + w, dtype=means.dtype, device=means.device) + 0.5,
+            v, u = torch.meshgrid(torch.arange(v0, v0 + h, dtype=like.dtype, device=like.device) + 0.5,
+                                  torch.arange(u0, u0 + w, dtype=like.dtype, device=like.device) + 0.5,
                                   indexing="ij")
             pixels = torch.stack([u, v], -1).reshape(-1, 2)                   # (P, 2) pixel centres
-            args = (pixels, proj.means2d[g], proj.conics[g], proj.opacities[g], values[g], alpha_max,
-                    min_transmittance)
             if checkpoint_tiles and torch.is_grad_enabled():
-                out = checkpoint(composite_tile, *args, use_reentrant=False)
+                out = checkpoint(shade, pixels, ids, use_reentrant=False)
             else:
-                out = composite_tile(*args)
-            row.append(out.reshape(h, w, C + 2))
+                out = shade(pixels, ids)
+            row.append(out.reshape(h, w, channels + 2))
         rows.append(torch.cat(row, 1))
     out = torch.cat(rows, 0)                                                  # (H, W, C + 2)
 
     alpha = out[..., -1]
-    image = out[..., :C] + (1 - alpha)[..., None] * bg
-    depth = out[..., C] / alpha.clamp_min(1e-10)
+    image = out[..., :channels] + (1 - alpha)[..., None] * background
+    depth = out[..., channels] / alpha.clamp_min(1e-10)
     return Rendered(image, depth, alpha)
 
 

@@ -68,9 +68,8 @@ from __future__ import annotations
 import math
 
 import torch
-from torch.utils.checkpoint import checkpoint
 
-from .gaussians import Rendered, _background, _fail_if, check_camera
+from .gaussians import Rendered, _background, _fail_if, check_camera, composite_tiles
 
 BOX_PAD = 1e-3                 # pixels added round each projected box (rounding must not drop a grazing ray)
 TINY = 1e-30                   # stands in for a zero ray direction component in the slab test (float32-safe)
@@ -264,33 +263,12 @@ def render_voxels(coords, occupancy, colors, world_to_cam, K, width: int, height
     R = T[:3, :3]
     cam_centre = -R.T @ T[:3, 3]                                                 # (3,)
 
-    rows = []
-    for ty in range(math.ceil(height / tile_size)):
-        row = []
-        for tx in range(math.ceil(width / tile_size)):
-            u0, v0 = tx * tile_size, ty * tile_size
-            w, h = min(tile_size, width - u0), min(tile_size, height - v0)
-            g = torch.nonzero((x0 <= tx) & (tx <= x1) & (y0 <= ty) & (ty <= y1)).squeeze(1)   # (K,)
-            if len(g) == 0:
-                row.append(colors.new_zeros(h, w, C + 2))
-                continue
-            v, u = torch.meshgrid(torch.arange(v0, v0 + h, dtype=dtype, device=dev) + 0.5,
-                                  torch.arange(u0, u0 + w, dtype=dtype, device=dev) + 0.5, indexing="ij")
-            d_cam = torch.stack([(u - Kd[0, 2]) / Kd[0, 0], (v - Kd[1, 2]) / Kd[1, 1], torch.ones_like(u)], -1)
-            dirs = d_cam.reshape(-1, 3) @ R                                      # (P, 3) = R^T d_cam per row
-            args = (cam_centre, dirs, lo[g], hi[g], occ[g], values[g], near)
-            if checkpoint_tiles and torch.is_grad_enabled():
-                out = checkpoint(composite_rays, *args, use_reentrant=False)
-            else:
-                out = composite_rays(*args)
-            row.append(out.reshape(h, w, C + 2))
-        rows.append(torch.cat(row, 1))
-    out = torch.cat(rows, 0)                                                     # (H, W, C + 2)
+    def shade(pixels, g):  # one tile: its pixel centres (P, 2), its voxels g (K,) front to back
+        d_cam = torch.stack([(pixels[:, 0] - Kd[0, 2]) / Kd[0, 0], (pixels[:, 1] - Kd[1, 2]) / Kd[1, 1],
+                             torch.ones_like(pixels[:, 0])], -1)
+        return composite_rays(cam_centre, d_cam @ R, lo[g], hi[g], occ[g], values[g], near)  # rows: R^T d_cam
 
-    alpha = out[..., -1]
-    image = out[..., :C] + (1 - alpha)[..., None] * bg
-    depth = out[..., C] / alpha.clamp_min(1e-10)
-    return Rendered(image, depth, alpha)
+    return composite_tiles(shade, (x0, x1, y0, y1), width, height, tile_size, C, colors, bg, checkpoint_tiles)
 
 
 # ----------------------------------------------------------------------------- the slow obvious version
