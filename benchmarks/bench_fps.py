@@ -14,25 +14,15 @@ our wrapper (argument checks, reversing the cloud for the tie rule) over fpsampl
 """
 import argparse
 import os
-import statistics
 
 import fpsample
 import numpy as np
 import torch
 
 from fourdlib.geometry.fps import farthest_point_sample, farthest_point_sample_torch
-from timing import best_time  # benchmarks/timing.py
+from timing import best_time, median_times  # benchmarks/timing.py
 
 SIZES = [(8192, 512), (8192, 2048), (32768, 512)]
-
-
-def median_times(cases, repeats):
-    """{name: median seconds} of the functions in `cases`, called in turn `repeats` times."""
-    times = {name: [] for name in cases}
-    for _ in range(repeats):
-        for name, fn in cases.items():
-            times[name].append(best_time(fn, 1)[0])
-    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def main():

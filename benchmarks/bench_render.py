@@ -20,7 +20,7 @@ import torch
 from fourdlib.geometry import intrinsics_from_fov, invert_rigid, look_at
 from fourdlib.render import (gaussians_per_tile, gsplat_available, project_gaussians, render_gaussians,
                              render_gaussians_gsplat)
-from timing import best_time  # benchmarks/timing.py
+from timing import best_time, time_forward_backward  # benchmarks/timing.py
 
 CASES = [(64, 64, 1_000), (128, 128, 5_000), (256, 256, 20_000)]   # H, W, G
 
@@ -76,12 +76,8 @@ def main():
                 (out.image.sum() + out.depth.sum()).backward()
                 return out
 
-            if device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats()
-            t_f, ours = best_time(fwd, args.repeats, sync)
-            t_fb, _ = best_time(fwd_bwd, args.repeats, sync)
-            if device.type == "cuda":
-                note += f"; peak CUDA memory {torch.cuda.max_memory_allocated() / 2 ** 20:.0f} MB"
+            t_f, t_fb, memory = time_forward_backward(fwd, fwd_bwd, args.repeats, device)
+            note += memory
             print(f"{H:4d}x{W:<4d} {G:6d} {name:18s} {t_f * 1e3:9.1f} {t_fb * 1e3:11.1f} {1 / t_f:9.2f} "
                   f"{G / t_f:12.3g}  {note}", flush=True)
 

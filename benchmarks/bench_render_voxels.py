@@ -17,7 +17,7 @@ import torch
 
 from fourdlib.geometry import intrinsics_from_fov, invert_rigid, look_at
 from fourdlib.render.voxels import render_voxels, voxels_per_tile
-from timing import best_time  # benchmarks/timing.py
+from timing import time_forward_backward  # benchmarks/timing.py
 
 CASES = [(64, 64, 32), (128, 128, 64)]   # H, W, R (grid cells per axis)
 
@@ -47,7 +47,6 @@ def main():
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, "
           f"CUDA: {torch.cuda.get_device_name() if torch.cuda.is_available() else 'none'}, device {device}")
     print(f"{'image':>9s} {'R':>4s} {'voxels':>7s} {'path':16s} {'fwd ms':>9s} {'fwd+bwd ms':>11s} {'images/s':>9s} "
@@ -74,12 +73,8 @@ def main():
                 (out.image.sum() + out.depth.sum()).backward()
                 return out
 
-            if device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats()
-            t_f, _ = best_time(fwd, args.repeats, sync)
-            t_fb, _ = best_time(fwd_bwd, args.repeats, sync)
-            if device.type == "cuda":
-                note += f"; peak CUDA memory {torch.cuda.max_memory_allocated() / 2 ** 20:.0f} MB"
+            t_f, t_fb, memory = time_forward_backward(fwd, fwd_bwd, args.repeats, device)
+            note += memory
             print(f"{H:4d}x{W:<4d} {R:4d} {len(coords):7d} {name:16s} {t_f * 1e3:9.1f} {t_fb * 1e3:11.1f} "
                   f"{1 / t_f:9.2f} {H * W / t_f:10.3g}  {note}", flush=True)
 

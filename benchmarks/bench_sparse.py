@@ -17,24 +17,14 @@ figures are pessimistic). Set OMP_NUM_THREADS to choose the thread count.
 """
 import argparse
 import os
-import statistics
 
 import torch
 import torch.nn.functional as F
 
 from fourdlib.sparse import SparseTensor, dense_weight, sparse_conv3d, sparse_to_dense
-from timing import best_time  # benchmarks/timing.py
+from timing import best_time, median_times  # benchmarks/timing.py
 
 SIZES = [("shell", 10_000), ("shell", 50_000), ("random", 50_000)]
-
-
-def median_times(cases, repeats):
-    """{name: median seconds} of the functions in `cases`, called in turn `repeats` times."""
-    times = {name: [] for name in cases}
-    for _ in range(repeats):
-        for name, fn in cases.items():
-            times[name].append(best_time(fn, 1)[0])
-    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def sites(kind, n, res, g):
