@@ -263,6 +263,42 @@ def test_camera_orbits_the_object(creature_seq):
     assert np.abs(az[-1] - az[0]) == pytest.approx(2 * np.pi * 3 / 4, abs=1e-3)   # T=4 frames of a full circle
 
 
+def _azimuths(spec, seed, T=32):
+    """Camera azimuth (unwrapped, radians) about a fixed target, per frame."""
+    from fourdlib.data.synthetic import camera_path
+    V = np.random.default_rng(0).uniform(-0.3, 0.3, (1, 50, 3)).repeat(T, 0)      # a still object
+    _, c2w = camera_path(V, spec, (64, 64), np.random.default_rng(seed))
+    c = c2w[:, 0, :3, 3] - 0.5 * (V.min(1) + V.max(1))
+    return np.unwrap(np.arctan2(c[:, 1], c[:, 0])), np.arcsin(c[:, 2] / np.linalg.norm(c, axis=1))
+
+
+def test_camera_paths_that_are_not_one_circle():
+    az, el = _azimuths(CameraSpec(path="arc"), seed=1)
+    travel = np.abs(az - az[0])
+    assert travel.max() == pytest.approx(np.pi, abs=0.05)          # out over half the circle ...
+    assert travel[-1] < 0.2                                         # ... and back near the start
+    az, el = _azimuths(CameraSpec(path="wander"), seed=1)
+    steps = np.sign(np.diff(az))
+    assert (steps > 0).any() and (steps < 0).any()                  # it stops and turns back
+    lo, hi = np.deg2rad(CameraSpec().elevation_deg)
+    assert lo - 1e-4 <= el.min() and el.max() <= hi + 1e-4
+    az, _ = _azimuths(CameraSpec(path="circle"), seed=1)
+    assert np.allclose(np.diff(az), np.diff(az)[0], atol=1e-4)      # the circle: constant speed
+    # "mixed" draws the kind from the seed: several kinds over seeds, the same for a seed
+    speeds = [np.diff(_azimuths(CameraSpec(path="mixed"), seed=s)[0]) for s in range(12)]
+    circles = sum(np.allclose(v, v[0], atol=1e-4) for v in speeds)
+    assert 0 < circles < 12
+    assert np.array_equal(_azimuths(CameraSpec(path="mixed"), seed=3)[0], _azimuths(CameraSpec(path="mixed"), seed=3)[0])
+    with pytest.raises(ValueError, match="path must be one of"):
+        CameraSpec(path="spiral")
+
+
+def test_maker_options_can_hold_the_camera_as_a_dict():
+    a = make_primitive_sequence(2, num_frames=3, image_size=(32, 32), n_surface=64, camera={"path": "arc"})
+    b = make_primitive_sequence(2, num_frames=3, image_size=(32, 32), n_surface=64, camera=CameraSpec(path="arc"))
+    assert np.array_equal(a.cam_to_world, b.cam_to_world)
+    assert a.meta["generator"]["camera"]["path"] == "arc"
+
 # ----------------------------------------------------------------------- scenes
 def test_scene_objects_static_and_dynamic(scene_seq):
     s = scene_seq

@@ -254,7 +254,7 @@ def apply_poses(poses, vertices):
 def make_primitive_sequence(seed: int, *, num_frames: int = 16, duration: float = 2.0,
                             image_size=(128, 128), n_surface: int = 4096, num_parts=(2, 5),
                             scale: float = 0.3, deform: float = 0.5, motion: float = 1.0,
-                            camera: CameraSpec | None = None, depth_noise: float = 0.0,
+                            camera: CameraSpec | dict | None = None, depth_noise: float = 0.0,
                             meta: dict | None = None) -> Sequence4D:
     """A random composition of 2-5 primitives (one object, unique per seed), moving rigidly
     and twisting by up to `deform` radians, filmed by one orbiting depth camera.
@@ -262,14 +262,15 @@ def make_primitive_sequence(seed: int, *, num_frames: int = 16, duration: float 
     motion scales the rigid motion (rotation up to motion * 180 degrees, shift up to
     motion * 0.3 m); motion=0 and deform=0 give a static object that only the camera
     circles, where every frame's hidden side is exactly what another frame saw.
-    Deterministic for `seed`. Sizes in metres: each primitive is about `scale` m in radius.
+    camera: a CameraSpec or its fields as a dict (what a data set's maker_options can hold,
+    e.g. {"path": "mixed"}). Deterministic for `seed`. Sizes in metres: each primitive is about `scale` m in radius.
     """
     if not motion >= 0 or not deform >= 0:
         raise ValueError(f"motion and deform must be >= 0, got motion={motion}, deform={deform}")
     _check_common(num_frames, image_size, n_surface, duration)
     ss = np.random.SeedSequence(seed)
     rng_shape, rng_motion, rng_cam, rng_cap = (np.random.default_rng(s) for s in ss.spawn(4))
-    camera = camera or CameraSpec()
+    camera = CameraSpec(**camera) if isinstance(camera, dict) else camera or CameraSpec()
     times = np.arange(num_frames) * duration / num_frames
     parts = random_composition(rng_shape, num_parts, scale)
     verts, faces, _, colors, weight = merge_parts(parts)

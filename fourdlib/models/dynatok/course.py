@@ -10,6 +10,10 @@ Data sets of the notebooks (all from fourdlib.data.synthetic, deterministic for 
                 camera circles them, so what frame s cannot see is exactly what another
                 frame saw. The data where the temporal path MUST pay off: the notebooks'
                 headline comparison (temporal vs per-frame) runs here.
+    moving      primitive compositions that move rigidly and twist (the generator's defaults),
+                filmed along camera paths that are not always one circle (`CameraSpec(path=
+                "mixed")`: a circle, an out-and-back arc or a wandering orbit, per sequence).
+                Stacking the frames smears here; the moving-shape headline's second data set.
     creatures   skinned animals with DeformingThings4D-like splits: train, unseen_motion,
                 unseen_individual (the object-level table).
     scenes      MOVi-like scenes: foreground objects on a floor (the scene-level table:
@@ -37,6 +41,7 @@ __all__ = ["COURSE_DATA", "DATASETS", "RUNS", "METHOD", "course_data", "make_dat
 # kind of generator and its options, per notebook data set
 DATASETS = {
     "static": ("primitives", {"motion": 0.0, "deform": 0.0}),
+    "moving": ("primitives", {"camera": {"path": "mixed"}}),
     "creatures": ("creatures", {}),
     "scenes": ("scenes", {}),
 }
