@@ -1,7 +1,8 @@
-"""Geometry every method needs: cameras and rays, ray casting, FPS, normals, voxels."""
+"""Geometry every method needs: cameras and rays, depth meshes, ray casting, FPS, normals, voxels."""
 from .cameras import (camera_rays, depth_to_points, intrinsics_from_fov, invert_rigid, look_at,
                       pixel_centers, plucker, project, quaternion_to_matrix, transform_points,
                       unproject_depth)
+from .depth_mesh import depth_to_mesh
 from .fps import farthest_point_sample, fps_points, gather_points
 from .normalize import denormalize_points, median_center_scale, normalize_points
 from .normals import estimate_normals, knn_indices
@@ -11,6 +12,7 @@ from .voxelize import (Voxels, fill_voxels, grid_spec, voxelize_mesh, voxelize_p
 __all__ = ["camera_rays", "depth_to_points", "intrinsics_from_fov", "invert_rigid", "look_at",
            "pixel_centers", "plucker", "project", "quaternion_to_matrix", "transform_points",
            "unproject_depth",
+           "depth_to_mesh",
            "farthest_point_sample", "fps_points", "gather_points",
            "denormalize_points", "median_center_scale", "normalize_points",
            "estimate_normals", "knn_indices",
