@@ -3,6 +3,7 @@
     python benchmarks/bench_dynatok.py                        # CPU, smoke and tiny
     python benchmarks/bench_dynatok.py --scales smoke tiny small --threads 1
     python benchmarks/bench_dynatok.py --device cuda --scales tiny small full   # bf16 autocast
+    python benchmarks/bench_dynatok.py --scales tiny --compile --no-sampling     # eager vs torch.compile
 
 Training step: loss (encode + velocity + flow-matching MSE) on random clouds of the
 config's shape (batch_size sequences x train_frames frames x input_points points, with
@@ -10,11 +11,16 @@ train_points GT targets per frame), backward, AdamW step. Sampling: encode one s
 eval_frames frames and integrate eval_points points per frame with the config's ODE steps
 and method; points/s counts every output point of every frame. Best of --repeats runs
 after a warm-up. Prints the load average: on a shared machine the figures are pessimistic.
+--compile also times the training step of `torch.compile(model)` (default inductor backend;
+its compile time, spent once per run, is printed apart), so that the s/step columns compare
+what an hour of training buys either way.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import time
+
 import torch
 
 from fourdlib.models.dynatok import CONFIGS, DynaTok, decode, loss, normalize_batch
@@ -28,11 +34,12 @@ def clouds(shape, device, seed=0):
     return (v / v.norm(dim=-1, keepdim=True) * torch.tensor([1.0, 0.6, 0.4])).to(device)
 
 
-def bench(scale, device, repeats, batch_size=None, sample_too=True):
+def bench(scale, device, repeats, batch_size=None, sample_too=True, compile=False):
     cfg = CONFIGS[scale]
     B = batch_size or cfg.batch_size
     torch.manual_seed(0)
     model = DynaTok(cfg).to(device)
+    trained = torch.compile(model) if compile else model   # loss calls model(...): the compiled forward
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
     amp = dict(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     batch = {"partial": clouds((B, cfg.train_frames, cfg.input_points), device),
@@ -40,7 +47,7 @@ def bench(scale, device, repeats, batch_size=None, sample_too=True):
 
     def train_step():
         with torch.autocast(**amp):
-            value, _ = loss(model, batch)
+            value, _ = loss(trained, batch)
         value.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -48,6 +55,11 @@ def bench(scale, device, repeats, batch_size=None, sample_too=True):
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    start = time.perf_counter()
+    if compile:
+        train_step()                                # compiles (once per run)
+        sync()
+    t_compile = time.perf_counter() - start if compile else float("nan")
     t_train, _ = best_time(train_step, repeats, sync)
     mem = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
 
@@ -63,7 +75,8 @@ def bench(scale, device, repeats, batch_size=None, sample_too=True):
 
     t_sample = best_time(sample, max(1, repeats // 2), sync)[0] if sample_too else float("nan")
     n_points = cfg.eval_frames * cfg.eval_points
-    return {"scale": scale, "params (M)": count_parameters(model) / 1e6,
+    return {"scale": scale + (" (compiled)" if compile else ""), "compile s": t_compile,
+            "params (M)": count_parameters(model) / 1e6,
             "batch": f"{B}x{cfg.train_frames}x{cfg.input_points}",
             "s/step": t_train, "steps/s": 1 / t_train, "sample": f"{cfg.eval_frames}x{cfg.eval_points} pts, "
             f"{cfg.sample_steps} {cfg.sample_method}", "s/sample": t_sample, "points/s": n_points / t_sample,
@@ -78,6 +91,7 @@ def main():
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--batch-size", type=int, default=None, help="override the config's batch")
     ap.add_argument("--no-sampling", action="store_true", help="time training steps only")
+    ap.add_argument("--compile", action="store_true", help="also time the torch.compile'd training step")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -85,9 +99,13 @@ def main():
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"DynaTok on {where}; bf16 autocast: {device.type == 'cuda'}; load average before: {os.getloadavg()}")
     rows = []
-    for scale in args.scales:
-        rows.append(bench(scale, device, args.repeats, args.batch_size, not args.no_sampling))
+    runs = [(scale, c) for scale in args.scales for c in ((False, True) if args.compile else (False,))]
+    for scale, compiled in runs:
+        rows.append(bench(scale, device, args.repeats, args.batch_size, not args.no_sampling and not compiled,
+                          compiled))
         r = rows[-1]
+        if compiled:
+            print(f"  (compiling took {r['compile s']:.0f} s, once per run)")
         print(f"{r['scale']:6s} {r['params (M)']:7.2f}M params  train {r['batch']:>12s}: {r['s/step']:7.3f} s/step "
               f"({r['steps/s']:6.2f} steps/s)  sample {r['sample']}: {r['s/sample']:7.3f} s "
               f"({r['points/s']:,.0f} points/s)" + (f"  peak {r['peak GiB']:.2f} GiB" if device.type == "cuda" else ""),

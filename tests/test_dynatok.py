@@ -376,3 +376,31 @@ def test_fourd_complete_command(checkpoint, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FormatError, match="no .npz, .npy or .ply"):
         complete_sequence(tmp_path / "empty", checkpoint)
+
+
+def test_per_frame_centres_follow_a_travelling_shape():
+    """norm_frame="each": every frame centred on its own input, one scale; predictions map back
+    to each frame's place, also when only some slots are decoded."""
+    g = torch.Generator().manual_seed(0)
+    shape = torch.randn(1, 1, 200, 3, generator=g) * 0.2
+    travel = torch.tensor([3.0, 0.0, 0.0]) * torch.arange(4.0)[:, None]          # 3 m per frame
+    partial = shape + travel[None, :, None]                                         # (1, 4, 200, 3)
+    from fourdlib.models.dynatok import normalize_batch
+    from fourdlib.models.dynatok.model import expand_center
+    normed, center, scale = normalize_batch(partial, per_frame=True)
+    assert center.shape == (1, 4, 3) and torch.allclose(center[0] - center[0, :1], travel, atol=1e-5)
+    assert torch.allclose(normed[0, 0], normed[0, 3], atol=1e-5)                 # the same shape, centred
+    assert torch.allclose(normed * scale + expand_center(center), partial, atol=1e-5)
+    _, c_seq, s_seq = normalize_batch(partial)                                     # one centre: the shape
+    assert s_seq > 10 * scale                                                        # shrinks to a dot
+    cfg = dataclasses.replace(CFG, norm_frame="each")
+    torch.manual_seed(0)
+    model = DynaTok(cfg).eval()
+    value, _ = loss(model, {"partial": partial.expand(2, -1, -1, -1), "surface": partial.expand(2, -1, -1, -1)})
+    assert torch.isfinite(value)
+    pts = reconstruct(model, partial, 64, 2, generator=torch.Generator().manual_seed(0))[0]   # (4, 64, 3)
+    assert torch.allclose(pts.mean(1) - pts.mean(1)[:1], travel, atol=5 * float(scale))
+    some = reconstruct(model, partial, 64, 2, slots=torch.tensor([[3, 1]]), generator=torch.Generator().manual_seed(0))[0]
+    assert (some[0].mean(0) - travel[3] - center[0, 0]).norm() < 5 * float(scale)
+    with pytest.raises(ValueError, match="norm_frame"):
+        dataclasses.replace(CFG, norm_frame="every")

@@ -25,7 +25,7 @@ class DynaTokConfig:
     eval_frames: int = 16       # frames per evaluation window (the paper: 16)
     train_points: int = 512     # GT points per frame used as flow-matching targets x1
     eval_points: int = 2048     # points generated per frame at evaluation
-    norm_frame: str = "all"     # "all": centre/scale from every frame's input; "first": frame 1's
+    norm_frame: str = "all"     # "all": centre/scale from every frame's input; "first": frame 1's; "each": per-frame centres
     # training windows (SequenceDataset windows= / copies=); defaults = what the committed runs used
     train_windows: str = "consecutive"  # "random": S distinct frames drawn from the sequence (the paper's)
     train_copies: float = 0.0   # probability that a training window is S copies of one frame, in [0, 1)
@@ -73,7 +73,7 @@ class DynaTokConfig:
         if self.dim % self.heads or (self.dim // self.heads) % 2 or self.dim // self.heads < 6:
             raise ValueError(f"DynaTokConfig: dim={self.dim} / heads={self.heads} must give an even head "
                              "dim >= 6 (3D RoPE turns at least one pair per axis)")
-        choices = {"norm_frame": ("all", "first"), "prior": fm.PRIORS, "time_dist": fm.TIME_DISTRIBUTIONS,
+        choices = {"norm_frame": ("all", "first", "each"), "prior": fm.PRIORS, "time_dist": fm.TIME_DISTRIBUTIONS,
                    "time_per": ("frame", "point"), "sample_method": tuple(fm.METHODS),
                    "train_windows": ("consecutive", "random")}
         for name, allowed in choices.items():
@@ -94,6 +94,11 @@ class DynaTokConfig:
     def ref_frame(self) -> int | None:
         """The `ref_frame` argument of fourdlib.geometry.normalize for `norm_frame`."""
         return 0 if self.norm_frame == "first" else None
+
+    @property
+    def per_frame_center(self) -> bool:
+        """norm_frame="each": every frame centred on its own input (normalize_batch's per_frame)."""
+        return self.norm_frame == "each"
 
     def train_config(self, **overrides):
         """A fourdlib.train.TrainConfig with this row's steps, batch, lr, warm-up, decay."""

@@ -127,7 +127,9 @@ def predict_frames(model, windows: torch.Tensor, slots: torch.Tensor, *, num_poi
     "current" context encodes S windows and needs one frame of each, and decoding is the
     costly part. With slots = arange(S) it equals `reconstruct` for the same generator.
     norm_from (B, S', N', 3): take the median centre / scale from these clouds instead of
-    from `windows` (the "current" context normalises with the real window's numbers).
+    from `windows` (the "current" context normalises with the real window's numbers). With
+    per-frame centres (norm_frame="each") and copies of one frame per window, every slot of
+    window b takes frame b's centre: the copies are all frame b.
     """
     windows = torch.as_tensor(windows)
     if windows.dim() != 4 or windows.shape[-1] != 3:
@@ -140,7 +142,10 @@ def predict_frames(model, windows: torch.Tensor, slots: torch.Tensor, *, num_poi
         norm_from = torch.as_tensor(norm_from).to(device).float()
         if norm_from.dim() != 4 or norm_from.shape[0] != windows.shape[0] or norm_from.shape[-1] != 3:
             raise ValueError(f"norm_from must be (B={windows.shape[0]}, S', N', 3), got shape {tuple(norm_from.shape)}")
-        _, center, scale = normalize_batch(norm_from, ref_frame=net.cfg.ref_frame)
+        _, center, scale = normalize_batch(norm_from, ref_frame=net.cfg.ref_frame, per_frame=net.cfg.per_frame_center)
+        if center.dim() == 3:                         # (B, S', 3): window b is copies of frame slots[b, 0]
+            b = torch.arange(len(center), device=center.device)
+            center = center[b, torch.as_tensor(slots, device=center.device)[:, 0]][:, None].expand(-1, windows.shape[1], 3)
     return reconstruct(net, windows, num_points, steps, method, generator=generator,
                        slots=torch.as_tensor(slots).to(device), center=center, scale=scale)
 

@@ -194,8 +194,12 @@ def complete_sequence(frames, checkpoint, num_points: int | None = None, steps: 
     if window < 2:
         raise ValueError(f"window must be >= 2 frames, got {window}")
 
-    center, scale = median_center_scale(frames, ref_frame=cfg.ref_frame)          # (3,), () numpy
-    normed = [(f - center) / scale for f in frames]
+    if cfg.per_frame_center:    # norm_frame="each": every frame on its own centre, one scale
+        center = np.stack([median_center_scale(f)[0] for f in frames])[:, None]    # (T, 1, 3)
+        scale = median_center_scale([f - c for f, c in zip(frames, center)])[1]
+    else:
+        center, scale = median_center_scale(frames, ref_frame=cfg.ref_frame)      # (3,), () numpy
+    normed = [(f - c) / scale for f, c in zip(frames, np.broadcast_to(center, (T, 1, 3)))]
     rng = np.random.default_rng(seed)
     padded, lengths = _prepare(normed, cfg, rng)                                   # (T, Nmax, 3), (T,)
 

@@ -53,8 +53,11 @@ Choices the paper leaves open (ours, and why)
   gradients, costlier); both are the same loss in expectation.
 - Normalisation: one centre and scale per sequence (fourdlib.geometry.normalize), from
   the partial input of all frames (norm_frame="all") or of frame 1 only ("first": the
-  coordinates are then aligned to frame 1, the reference). GT targets use the same
-  numbers. The network works in normalised space, where the uniform prior [-1, 1]^3 and
+  coordinates are then aligned to frame 1, the reference). A shape that travels (a
+  walking animal) leaves a sequence-wide cube, so norm_frame="each" centres every frame on
+  its own input's median (one scale per sequence): the model sees each frame where the
+  object is, as a camera that follows it would (a deviation from the paper, which does not
+  say). GT targets use the same numbers. The network works in normalised space, where the uniform prior [-1, 1]^3 and
   the Fourier / RoPE frequencies are set.
 - D and depths are not in the paper: see config.py.
 """
@@ -76,7 +79,7 @@ from ...train import flow_matching as fm
 from ...train.distributed import unwrap
 from .config import DynaTokConfig
 
-__all__ = ["DynaTok", "normalize_batch", "loss", "decode", "reconstruct"]
+__all__ = ["DynaTok", "normalize_batch", "expand_center", "loss", "decode", "reconstruct"]
 
 
 # ======================================================================================
@@ -84,22 +87,35 @@ __all__ = ["DynaTok", "normalize_batch", "loss", "decode", "reconstruct"]
 # ======================================================================================
 
 
-def normalize_batch(partial: torch.Tensor, lengths: torch.Tensor | None = None, ref_frame: int | None = None):
-    """Median centre / scale of each sequence's INPUT; returns (normalised, center (B, 3), scale (B,)).
+def normalize_batch(partial: torch.Tensor, lengths: torch.Tensor | None = None, ref_frame: int | None = None,
+                    per_frame: bool = False):
+    """Median centre / scale of each sequence's INPUT; returns (normalised, center, scale (B,)).
 
     partial (B, S, N, 3); lengths (B, S) valid points per frame (rows beyond are padding,
     ignored by the medians) or None. ref_frame None pools all frames, 0 uses frame 1 only.
-    Apply the same numbers to the GT: gt_n = (gt - center[:, None, None]) / scale[:, None, None, None].
+    center is (B, 3), or (B, S, 3) with per_frame=True: every frame centred on its own
+    median, the scale pooled over the centred frames (norm_frame="each").
+    Apply the same numbers to the GT: gt_n = (gt - expand_center(center)) / scale[:, None, None, None].
     """
     B, S, N, _ = partial.shape
     centers, scales = [], []
     for b in range(B):  # a few sequences per batch; the medians sort all their points at once
         n = [N] * S if lengths is None else lengths[b].tolist()
-        c, s = median_center_scale([partial[b, i, : n[i]] for i in range(S)], ref_frame=ref_frame)
+        frames = [partial[b, i, : n[i]] for i in range(S)]
+        if per_frame:
+            c = torch.stack([median_center_scale(f)[0] for f in frames])                 # (S, 3)
+            s = median_center_scale([f - c[i] for i, f in enumerate(frames)])[1]
+        else:
+            c, s = median_center_scale(frames, ref_frame=ref_frame)
         centers.append(c)
         scales.append(s)
-    center, scale = torch.stack(centers).to(partial), torch.stack(scales).to(partial)  # (B, 3), (B,)
-    return (partial - center[:, None, None]) / scale[:, None, None, None], center, scale
+    center, scale = torch.stack(centers).to(partial), torch.stack(scales).to(partial)  # (B, [S,] 3), (B,)
+    return (partial - expand_center(center)) / scale[:, None, None, None], center, scale
+
+
+def expand_center(center: torch.Tensor) -> torch.Tensor:
+    """(B, 3) -> (B, 1, 1, 3), or per-frame (B, S, 3) -> (B, S, 1, 3): broadcasts over (B, S, N, 3)."""
+    return center[:, None, None] if center.dim() == 2 else center[:, :, None]
 
 
 # ======================================================================================
@@ -263,8 +279,8 @@ def loss(model, batch: dict):
     """
     cfg = unwrap(model).cfg
     partial, surface = _check_batch(batch)
-    partial_n, center, scale = normalize_batch(partial, ref_frame=cfg.ref_frame)
-    x1 = (surface - center[:, None, None]) / scale[:, None, None, None]          # (B, S, Ns, 3)
+    partial_n, center, scale = normalize_batch(partial, ref_frame=cfg.ref_frame, per_frame=cfg.per_frame_center)
+    x1 = (surface - expand_center(center)) / scale[:, None, None, None]          # (B, S, Ns, 3)
     B, S, Ns, _ = x1.shape
     if Ns > cfg.train_points:  # a random subset of GT points per frame
         idx = torch.rand(B, S, Ns, device=x1.device).argsort(-1)[..., : cfg.train_points]
@@ -348,9 +364,9 @@ def reconstruct(model, partial, num_points: int | None = None, steps: int | None
     Normalises each sequence (cfg.norm_frame), encodes, samples num_points per frame with
     `steps` ODE steps of `method` (defaults from the config), and maps back. lengths (B, S):
     valid points per frame of a padded batch. With return_latents, also the latents dict
-    (plus "center" (B, 3) and "scale" (B,)).
+    (plus "center" (B, 3), or (B, S, 3) for norm_frame="each", and "scale" (B,)).
     slots (B, K) long: decode only these frames of each window (-> (B, K, num_points, 3));
-    decoding is the costly part. center (B, 3) / scale (B,): normalise with these numbers
+    decoding is the costly part. center (B, 3) or (B, S, 3) / scale (B,): normalise with these numbers
     instead of the input's own (e.g. a context ablation that feeds altered windows but must
     keep the real sequence's coordinates).
     """
@@ -360,10 +376,12 @@ def reconstruct(model, partial, num_points: int | None = None, steps: int | None
     if (center is None) != (scale is None):
         raise ValueError("reconstruct: give both center and scale, or neither")
     if center is None:
-        partial_n, center, scale = normalize_batch(partial, lengths, ref_frame=net.cfg.ref_frame)
+        partial_n, center, scale = normalize_batch(partial, lengths, ref_frame=net.cfg.ref_frame,
+                                                   per_frame=net.cfg.per_frame_center)
     else:
         center, scale = center.to(partial), scale.to(partial)
-        partial_n = (partial - center[:, None, None]) / scale[:, None, None, None]
+        partial_n = (partial - expand_center(center)) / scale[:, None, None, None]
+    out_center = center
     latents = net.encode(partial_n, lengths)
     Z = latents["Z"]                                                        # (B, S, M, D)
     if slots is not None:
@@ -373,8 +391,10 @@ def reconstruct(model, partial, num_points: int | None = None, steps: int | None
         if bool(((slots < 0) | (slots >= S)).any()):
             raise ValueError(f"slots must lie in [0, {S}), got {slots.min().item()}..{slots.max().item()}")
         Z = Z[torch.arange(B, device=Z.device)[:, None], slots]             # (B, K, M, D)
+        if center.dim() == 3:                                               # per-frame centres follow
+            out_center = center[torch.arange(B, device=center.device)[:, None], slots.to(center.device)]
     points = decode(net, Z, num_points, steps, method, generator=generator, chunk_size=chunk_size)
-    points = points.float() * scale[:, None, None, None] + center[:, None, None]
+    points = points.float() * scale[:, None, None, None] + expand_center(out_center)
     if return_latents:
         return points, {**latents, "center": center, "scale": scale}
     return points
