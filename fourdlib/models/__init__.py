@@ -18,6 +18,7 @@ __all__ = ["METHODS", "get_method", "load_model"]
 
 METHODS = {
     "dynatok": "fourdlib.models.dynatok",
+    "c4g": "fourdlib.models.c4g",
 }
 
 

@@ -14,7 +14,9 @@ import pandas as pd
 
 from ...train.loop import TrainConfig
 
-__all__ = ["C4GConfig", "CONFIGS", "config_table"]
+__all__ = ["C4GConfig", "CONFIGS", "DECODERS", "config_table"]
+
+DECODERS = ("queries", "pixels")  # C4G's query Gaussians, the per-pixel baseline (model.build_model)
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,11 @@ class C4GConfig:
     max_scale: float = 0.5
     # ---- per-pixel baseline (model.PixelGaussians)
     pixel_stride: int = 2       # one Gaussian per stride x stride pixels of every input frame (1: per pixel)
+    # ---- which decoder the run trains (model.build_model): "queries" = C4G, "pixels" = the
+    # PixelGaussians baseline on the same encoder. A config field, not a second model class in
+    # the registry, so that both are one method whose runs, identities and checkpoints differ
+    # by this field only (num_queries is unused by "pixels", pixel_stride by "queries").
+    decoder: str = "queries"
     # ---- loss
     depth_weight: float = 0.1   # weight of the depth L1 (normalised units) beside the RGB L1; 0: RGB only
     # ---- training (AdamW with linear warm-up; fourdlib.train.train adds a cosine decay)
@@ -66,6 +73,8 @@ class C4GConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
                 raise ValueError(f"C4GConfig.{name} must be a number >= 0, got {v!r}")
+        if self.decoder not in DECODERS:
+            raise ValueError(f"C4GConfig.decoder must be one of {DECODERS}, got {self.decoder!r}")
         if self.input_frames > self.clip_frames:
             raise ValueError(f"C4GConfig.input_frames ({self.input_frames}) exceeds clip_frames ({self.clip_frames})")
         if self.target_views > self.clip_frames:

@@ -97,7 +97,8 @@ from ...train.distributed import unwrap
 from .config import C4GConfig
 
 __all__ = ["IN_CHANNELS", "ClipDataset", "make_dataset", "scene_normalization", "frame_inputs", "normalize_times",
-           "model_inputs", "Gaussians", "VideoEncoder", "C4G", "PixelGaussians", "predict", "render", "loss"]
+           "model_inputs", "Gaussians", "VideoEncoder", "C4G", "PixelGaussians", "build_model", "predict", "render",
+           "loss"]
 
 IN_CHANNELS = 13          # rgb 3 + world point 3 + valid 1 + Plücker ray 6
 TIME_FREQ_DIM = 64        # sinusoids of the time embedding
@@ -455,6 +456,14 @@ class PixelGaussians(nn.Module):
 
         return Gaussians(per_time(on_ray) + offset, per_time(quats), per_time(scales), per_time(opacities),
                          per_time(colors), per_time(features))
+
+
+def build_model(cfg: C4GConfig) -> nn.Module:
+    """The model cfg.decoder names: C4G ("queries") or PixelGaussians ("pixels"), same encoder.
+
+    The run machinery builds every run through this (course.METHOD.model_cls), so a run of
+    either decoder is rebuilt from its stored config alone."""
+    return {"queries": C4G, "pixels": PixelGaussians}[cfg.decoder](cfg)
 
 
 # ======================================================================================
