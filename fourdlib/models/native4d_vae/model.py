@@ -1,0 +1,519 @@
+"""Native 4D VAE (arXiv 2026, "Native Spatio-temporal 4D Variational AutoEncoder"), read top to bottom.
+
+    sequence of coloured voxels, one grid per sequence (sequence_item / collate)
+      coords (P, 4) (frame, i, j, k), colours (P, 3)                      batch["coords"], ["colors"]
+      -> + Plücker ray from the frame's camera to each voxel centre (eq. 11)  voxel_inputs
+      -> spatial stem: submanifold sparse convs + stride-2 sparse conv (eq. 12)
+      -> STD blocks (eqs. 1-6): stride-2 sparse conv, 4D sinusoidal encoding, coarse
+         queries attend to fine + coarse tokens of their 4D window, frames of a window
+         averaged: one coarse token set per lambda frames                  STD
+      -> dense grid -> Conv3D + MLP -> KL latent (mean, logvar)  (G, C', L, L, L)  (eq. 14)
+    decoder (mirrored)
+      -> Conv3D + MLP -> every latent cell a token -> STU blocks (eqs. 7-10): each token
+         copied to its lambda frames with the 4D encoding, window attention, sparse
+         transposed conv onto all 8 children                              STU
+      -> early pruning: occupancy logit > tau (eq. 16), then sparse up-conv to all children
+      -> heads: tanh colour, sigmoid occupancy (eq. 17)
+    loss (sec. 3.4): BCE + Dice (final and pruning stage), colour MSE, rendering loss
+    through fourdlib.render.voxels, KL; weights (1, 1, 0.5, 1, 0.001)
+
+How we read what the paper leaves open (and why)
+------------------------------------------------
+- Temporal ratio lambda (eq. 3): one lambda per batch, the largest of (1, 2, 4) up to
+  cfg.temporal_ratio that divides EVERY sequence's frame count (`choose_lambda`), so no
+  frame is dropped (the paper's floor(M / lambda) would drop the tail). The paper varies
+  lambda across training (a curriculum: 1 first, raised every 4k steps); pass `lam=` to
+  the model / `loss` to do that. The whole VAE compresses time by lambda once: the FIRST
+  STD block merges lambda frames, later STD blocks use lambda = 1 (eq. 13 has a single
+  lambda for the stack); the LAST STU block mirrors it. Groups are then global: with every
+  sequence's frame count a multiple of lambda, global frame f belongs to group f // lambda.
+- Spatial ratio gamma = 2 (what the sparse conv supports); a larger gamma is a stack of blocks.
+- 4D positional encoding (eq. 2): sinusoids of x, y, z, t, D/4 channels each (the 3D
+  variant extended by t), added to the tokens. Positions are in FINEST-grid cells: a
+  cell's index times its stride, which is eq. 2's gamma x-hat for the coarse tokens, so a
+  place has the same code at every resolution. t is the frame index in its sequence; a
+  merged group j has time lambda j (eq. 7 then gives its frames lambda j + k).
+- Windows: a window is (lambda consecutive frames of one sequence) x (a cube of
+  cfg.window^3 cells of the block's coarse grid); a fine token belongs to the window of
+  its parent cell. Windows are sorted and packed for `varlen_attention` (windows =
+  cu_seqlens), so no token sees another window.
+- Eq. 5 / 9, "MHA(Q, K, V) + FFN(Q)": a parallel pre-norm block with a residual,
+  q + MHA(LN q, LN kv) + FFN(LN q).
+- STU keys (eq. 8), "the expanded tokens of frame j and {s_i}": frame j's expanded tokens
+  plus the un-expanded coarse tokens of its group (without the encoding), both within the
+  window; queries are frame j's expanded tokens. Eq. 10's up-conv writes onto all 8
+  children of every site: the decoder makes structure, pruning removes it.
+- Dense latent: the STD output is densified on the (R / 2^(stem_down + num_std))^3 grid
+  (empty cells zero) as eq. 14 says; tiny's latent grid is 8^3 per group of frames, small
+  enough to keep dense, so the latent is never sparse here.
+- Pruning threshold (eq. 16), "sigma(MLP(s)) > -0.5": a sigmoid is never below 0, so
+  read literally it keeps everything. We read tau = -0.5 as a threshold on the LOGIT
+  (keep when logit > -0.5, i.e. sigmoid > 0.378): a slightly recall-leaning cut, which is
+  what pruning wants (a pruned site cannot come back; a kept empty one is rejected by the
+  final head). cfg.prune_logit holds it. The pruning head's bias starts at -2 (about the
+  share of occupied children), so an untrained decoder prunes most sites instead of
+  keeping all of them. Training also keeps the GT-occupied sites (cfg.prune_with_gt:
+  teacher forcing of the structure, so the fine stage always sees the true surface and
+  learns to reject the predicted extras); inference prunes on the prediction alone.
+  Pruning happens before EVERY decoder up-conv (stem_down of them; one in every CONFIGS row,
+  as the paper prunes once, at 256^3 of 512^3).
+- Camera (eq. 11): view 0 of each frame (the frame's RGB-D camera), ray from its centre o
+  to the voxel centre p, plucker(o, p - o), both in the grid's normalised frame ([-1, 1]^3
+  cube) so the moment is independent of the scene's scale.
+- Losses: BCE and Dice on the predicted site set; Dice's GT sum counts ALL GT voxels
+  (also those the pruning lost, so losing them costs). The pruning stage's BCE + Dice
+  (targets: a coarse cell is occupied when any finest voxel in it is) are added to the
+  final ones. Colour MSE on GT-occupied predicted sites, colours in [-1, 1] (tanh). The
+  rendering loss renders predicted (sigmoid occupancy, colour) and GT voxels (occupancy 1)
+  from the frame's camera at render_size^2 on black, mean squared error over all pixels
+  (the GT render is valid everywhere), averaged over frames. KL is the mean over latent
+  elements of 0.5 (mu^2 + var - 1 - log var).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...data.voxels import sequence_voxels
+from ...geometry.cameras import invert_rigid, plucker
+from ...layers import Mlp, MultiHeadAttention, timestep_embedding
+from ...render.voxels import render_voxels
+from ...sparse import (SparseConv3d, SparseConvTranspose3d, SparseTensor, coord_keys, coords_bounds,
+                       dense_to_sparse, lookup, sparse_to_dense)
+from ...train.distributed import unwrap
+from .config import LAMBDAS, Native4DVAEConfig
+
+__all__ = ["Native4DVAE", "STD", "STU", "choose_lambda", "sequence_item", "collate", "loss", "reconstruct",
+           "bce_dice", "kl_divergence", "occupied_at", "occupancy_iou", "child_sites", "select_sites",
+           "pos_enc_4d", "window_attention"]
+
+
+# ======================================================================================
+# Data: one sequence -> voxels + cameras; several -> one packed batch
+# ======================================================================================
+
+
+def sequence_item(seq, resolution: int, render_size: int, view: int = 0, method: str = "mesh") -> dict:
+    """A Sequence4D -> tensors of its coloured voxels on one grid and its frames' cameras.
+
+    coords (P, 4) int64 (t, i, j, k); colors (P, 3) in [0, 1] (0.5 grey without rgb);
+    world_to_cam (T, 4, 4) and K (T, 3, 3) of `view`, K scaled to render_size^2 images;
+    origin (T, 3), voxel_size (T,) of the grid (repeated per frame, so `collate` is a cat).
+    """
+    vox = sequence_voxels(seq, resolution=resolution, method=method)
+    T = vox.num_frames
+    colors = vox.colors if vox.colors is not None else np.full((len(vox.coords), 3), 0.5, np.float32)
+    H, W = seq.depth.shape[2:4]
+    K = torch.as_tensor(seq.intrinsics[:, view], dtype=torch.float32).clone()   # (T, 3, 3)
+    K[:, 0] *= render_size / W
+    K[:, 1] *= render_size / H
+    return {"coords": torch.from_numpy(vox.coords).long(), "colors": torch.from_numpy(colors).float(),
+            "world_to_cam": invert_rigid(torch.as_tensor(seq.cam_to_world[:, view], dtype=torch.float32)),
+            "K": K, "origin": torch.as_tensor(vox.origin, dtype=torch.float32).expand(T, 3).clone(),
+            "voxel_size": torch.full((T,), float(vox.voxel_size[0])),
+            "num_frames": torch.tensor([T])}
+
+
+def collate(items: list[dict]) -> dict:
+    """Items of `sequence_item` -> one batch: frames numbered globally (sequence after
+    sequence), so coords (P, 4) = (global frame, i, j, k) and num_frames (S,) per sequence."""
+    counts = torch.cat([it["num_frames"] for it in items])
+    start = F.pad(counts.cumsum(0), (1, 0))
+    coords = []
+    for it, s in zip(items, start.tolist()):
+        c = it["coords"].clone()
+        c[:, 0] += s
+        coords.append(c)
+    batch = {k: torch.cat([it[k] for it in items]) for k in ("colors", "world_to_cam", "K", "origin", "voxel_size")}
+    return {**batch, "coords": torch.cat(coords), "num_frames": counts}
+
+
+def choose_lambda(num_frames, max_lambda: int = 4) -> int:
+    """The largest lambda in (1, 2, 4), at most max_lambda, dividing every sequence's frame count."""
+    counts = [int(n) for n in torch.as_tensor(num_frames).reshape(-1).tolist()]
+    return max(l for l in LAMBDAS if l <= max_lambda and all(n % l == 0 for n in counts))
+
+
+def frame_times(num_frames: torch.Tensor) -> torch.Tensor:
+    """(S,) frame counts -> (F,) float index of each global frame within its sequence."""
+    start = F.pad(num_frames.cumsum(0), (1, 0))[:-1]
+    f = torch.arange(int(num_frames.sum()), device=num_frames.device)
+    return (f - torch.repeat_interleave(start, num_frames)).float()
+
+
+# ======================================================================================
+# Sparse helpers
+# ======================================================================================
+
+
+def select_sites(x: SparseTensor, keep: torch.Tensor) -> SparseTensor:
+    """The rows of x where keep (P,) is True (a fresh map cache)."""
+    coords = x.coords[keep]
+    offsets = F.pad(torch.bincount(coords[:, 0], minlength=x.batch_size).cumsum(0), (1, 0))
+    return SparseTensor(coords, x.feats[keep], offsets, x.stride, validate=False)
+
+
+def child_sites(x: SparseTensor) -> SparseTensor:
+    """All 8 children of every site, on the grid of half the stride (targets of an up-conv)."""
+    if x.stride < 2:
+        raise ValueError("child_sites: x is already on the finest grid (stride 1)")
+    r = torch.arange(2, device=x.coords.device)
+    off = torch.stack(torch.meshgrid(r, r, r, indexing="ij"), -1).reshape(8, 3)       # (8, 3)
+    cells = x.coords[:, None, 1:] * 2 + off                                            # (P, 8, 3)
+    b = x.coords[:, None, :1].expand(-1, 8, 1)
+    coords = torch.cat([b, cells], -1).reshape(-1, 4)  # parents are sorted by b, so their children are too
+    return SparseTensor.sites(coords, x.offsets * 8, x.stride // 2)
+
+
+def occupied_at(coords: torch.Tensor, stride: int, gt_coords: torch.Tensor) -> torch.Tensor:
+    """(P,) bool: does cell (b, i, j, k) of the grid of `stride` hold any finest GT voxel?"""
+    gt = gt_coords.clone()
+    gt[:, 1:] = torch.div(gt[:, 1:], stride, rounding_mode="floor")
+    bounds = coords_bounds(coords, gt)
+    return torch.isin(coord_keys(coords, bounds), coord_keys(gt, bounds))
+
+
+def occupancy_iou(pred_coords: torch.Tensor, gt_coords: torch.Tensor) -> float:
+    """|pred ∩ gt| / |pred ∪ gt| of two (P, 4) sets of occupied (frame, i, j, k) cells."""
+    bounds = coords_bounds(pred_coords, gt_coords)
+    kp, kg = coord_keys(pred_coords, bounds).unique(), coord_keys(gt_coords, bounds).unique()
+    inter = int(torch.isin(kp, kg).sum())
+    union = len(kp) + len(kg) - inter
+    return inter / union if union else 1.0
+
+
+# ======================================================================================
+# 4D positional encoding and window attention (shared by STD and STU)
+# ======================================================================================
+
+
+def pos_enc_4d(cells: torch.Tensor, stride: int, t: torch.Tensor, dim: int, max_period: float) -> torch.Tensor:
+    """Sinusoids of (x, y, z, t), dim / 4 channels each (eq. 2). cells (P, 3) of a grid of
+    `stride` (positions = cells * stride, finest-grid units), t (P,) frames -> (P, dim)."""
+    pos = cells.float() * stride                                                      # (P, 3)
+    parts = [timestep_embedding(pos[:, a], dim // 4, max_period) for a in range(3)]
+    parts.append(timestep_embedding(t.float(), dim // 4, max_period))
+    return torch.cat(parts, -1)
+
+
+def window_attention(attn: MultiHeadAttention, q: torch.Tensor, q_win: torch.Tensor, kv: torch.Tensor,
+                     kv_win: torch.Tensor) -> torch.Tensor:
+    """Each query attends to the keys of its own window only.
+
+    q (Pq, D), kv (Pk, D); q_win (Pq, 4), kv_win (Pk, 4) int64 window labels (time slot,
+    wi, wj, wk). Windows are sorted and packed (-> cu_seqlens) for varlen attention.
+    Every query's window must hold a key. Returns (Pq, D) in q's row order.
+    """
+    bounds = coords_bounds(q_win, kv_win)
+    kq, kk = coord_keys(q_win, bounds, check=False), coord_keys(kv_win, bounds, check=False)
+    ids, inv = torch.unique(torch.cat([kq, kk]), return_inverse=True)                 # window number per token
+    iq, ik = inv[: len(kq)], inv[len(kq):]
+    oq, ok = torch.argsort(iq, stable=True), torch.argsort(ik, stable=True)
+    cu_q = F.pad(torch.bincount(iq, minlength=len(ids)).cumsum(0), (1, 0))
+    cu_k = F.pad(torch.bincount(ik, minlength=len(ids)).cumsum(0), (1, 0))
+    out = attn(q[oq], kv[ok], cu_seqlens=cu_q, context_cu_seqlens=cu_k)               # (Pq, D), window order
+    return torch.empty_like(out).index_copy_(0, oq, out)                                # back to q's order
+
+
+class WindowBlock(nn.Module):
+    """Eq. 5 / 9: q + MHA(LN q, LN kv) + FFN(LN q), attention within windows (parallel block)."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float):
+        super().__init__()
+        self.norm_q, self.norm_kv = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.attn = MultiHeadAttention(dim, heads, qk_norm=True)
+        self.ffn = Mlp(dim, int(dim * mlp_ratio))
+
+    def forward(self, q, q_win, kv, kv_win):
+        qn = self.norm_q(q)
+        return q + window_attention(self.attn, qn, q_win, self.norm_kv(kv), kv_win) + self.ffn(qn)
+
+
+# ======================================================================================
+# STD: spatio-temporal downsampling (eqs. 1-6)
+# ======================================================================================
+
+
+class STD(nn.Module):
+    """Frames (b = global frame) at stride s -> groups of lam frames (b = frame // lam) at stride 2s."""
+
+    def __init__(self, dim: int, heads: int, window: int, mlp_ratio: float, max_period: float):
+        super().__init__()
+        self.dim, self.window, self.max_period = dim, window, max_period
+        self.down = SparseConv3d(dim, dim, kernel_size=2, stride=2)
+        self.block = WindowBlock(dim, heads, mlp_ratio)
+
+    def forward(self, x: SparseTensor, t: torch.Tensor, lam: int) -> SparseTensor:
+        """x: (P, D) over F frames; t (F,) frame times; lam divides F (and each sequence)."""
+        if x.batch_size % lam:
+            raise ValueError(f"STD: {x.batch_size} frames are not a multiple of lambda={lam}")
+        xc = self.down(x)                                                               # eq. 1: (Pc, D), stride 2s
+        fine = x.feats + pos_enc_4d(x.coords[:, 1:], x.stride, t[x.coords[:, 0]], self.dim, self.max_period)
+        coarse = xc.feats + pos_enc_4d(xc.coords[:, 1:], xc.stride, t[xc.coords[:, 0]], self.dim, self.max_period)
+        # eq. 3-4: window = (group of lam frames, cube of window^3 coarse cells); fine tokens by their parent
+        gq, gf = xc.coords[:, :1] // lam, x.coords[:, :1] // lam                     # (Pc, 1), (P, 1)
+        q_win = torch.cat([gq, xc.coords[:, 1:] // self.window], 1)                  # (Pc, 4)
+        f_win = torch.cat([gf, x.coords[:, 1:] // (2 * self.window)], 1)             # (P, 4)
+        h = self.block(coarse, q_win, torch.cat([fine, coarse]), torch.cat([f_win, q_win]))  # eq. 5: (Pc, D)
+        # eq. 6: average the lam frames' tokens at each coarse cell -> one token set per group
+        cells = torch.cat([gq, xc.coords[:, 1:]], 1)                                  # (Pc, 4)
+        keys = coord_keys(cells, coords_bounds(cells), check=False)
+        uniq, inv = torch.unique(keys, return_inverse=True)                           # sorted: by group first
+        coords = cells.new_zeros(len(uniq), 4).index_copy_(0, inv, cells)
+        count = torch.bincount(inv, minlength=len(uniq)).to(h.dtype)[:, None]
+        feats = h.new_zeros(len(uniq), h.shape[1]).index_add_(0, inv, h) / count
+        G = x.batch_size // lam
+        offsets = F.pad(torch.bincount(coords[:, 0], minlength=G).cumsum(0), (1, 0))
+        return SparseTensor(coords, feats, offsets, xc.stride, validate=False)
+
+
+# ======================================================================================
+# STU: spatio-temporal upsampling (eqs. 7-10)
+# ======================================================================================
+
+
+class STU(nn.Module):
+    """Groups (b = group) at stride s -> frames (b = lam * group + k) on all children at stride s / 2."""
+
+    def __init__(self, dim: int, out_dim: int, heads: int, window: int, mlp_ratio: float, max_period: float):
+        super().__init__()
+        self.dim, self.window, self.max_period = dim, window, max_period
+        self.block = WindowBlock(dim, heads, mlp_ratio)
+        self.up = SparseConvTranspose3d(dim, out_dim, kernel_size=2, stride=2)
+
+    def forward(self, x: SparseTensor, t: torch.Tensor, lam: int) -> SparseTensor:
+        """x: (P, D) over G groups; t (G * lam,) times of the output frames."""
+        F_out = x.batch_size * lam
+        if t.numel() != F_out:
+            raise ValueError(f"STU: {x.batch_size} groups x lambda={lam} = {F_out} frames, but {t.numel()} times")
+        k = torch.arange(lam, device=x.coords.device)
+        frame = (x.coords[:, :1] * lam + k).reshape(-1)                               # (P * lam,) frame lam j + k
+        cells = x.coords[:, 1:].repeat_interleave(lam, 0)                             # (P * lam, 3)
+        base = x.feats.repeat_interleave(lam, 0)                                      # (P * lam, D)
+        q = base + pos_enc_4d(cells, x.stride, t[frame], self.dim, self.max_period)   # eq. 7
+        win = torch.cat([frame[:, None], cells // self.window], 1)                    # eq. 8: (frame, cube)
+        h = self.block(q, win, torch.cat([q, base]), torch.cat([win, win]))           # eq. 9
+        order = torch.argsort(frame, stable=True)                                     # rows sorted by frame
+        coords = torch.cat([frame[:, None], cells], 1)[order]
+        offsets = F.pad(torch.bincount(frame, minlength=F_out).cumsum(0), (1, 0))
+        y = SparseTensor(coords, h[order], offsets, x.stride, validate=False)
+        return self.up(y, child_sites(y))                                             # eq. 10
+
+
+# ======================================================================================
+# The VAE
+# ======================================================================================
+
+
+class SparseResBlock(nn.Module):
+    """x + conv(GELU(LN(conv(GELU(LN x))))), two submanifold 3^3 sparse convs."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.conv1, self.conv2 = SparseConv3d(dim, dim, 3), SparseConv3d(dim, dim, 3)
+
+    def forward(self, x: SparseTensor) -> SparseTensor:
+        h = self.conv1(x.replace_feats(F.gelu(self.norm1(x.feats))))
+        h = self.conv2(h.replace_feats(F.gelu(self.norm2(h.feats))))
+        return x.replace_feats(x.feats + h.feats)
+
+
+def voxel_inputs(batch: dict, resolution: int) -> torch.Tensor:
+    """(P, 9) encoder input per voxel: colour in [-1, 1] and the Plücker ray (d, o x d) from
+    the frame's camera centre o to the voxel centre p (eq. 11), in the grid's [-1, 1]^3 frame."""
+    coords, f = batch["coords"], batch["coords"][:, 0]
+    h = batch["voxel_size"][f][:, None]                                               # (P, 1) metres per cell
+    origin = batch["origin"][f]                                                       # (P, 3)
+    p = origin + (coords[:, 1:].float() + 0.5) * h                                    # (P, 3) voxel centres
+    w2c = batch["world_to_cam"][f]                                                    # (P, 4, 4)
+    o = -(w2c[:, :3, :3].transpose(1, 2) @ w2c[:, :3, 3:])[..., 0]                    # (P, 3) camera centres
+    centre, half = origin + h * resolution / 2, h * resolution / 2
+    p_n, o_n = (p - centre) / half, (o - centre) / half
+    return torch.cat([batch["colors"] * 2 - 1, plucker(o_n, p_n - o_n)], 1)
+
+
+class Native4DVAE(nn.Module):
+    """forward(batch, lam=None, sample=None) -> dict of the decoded voxels and the latent.
+
+    Output keys: "sites" (SparseTensor of the decoded finest sites, b = global frame),
+    "occ_logit" (P,), "rgb" (P, 3) in [-1, 1], "prune" [(sites before pruning, logit (P_l,))
+    per decoder level], "mean", "logvar", "z" (G, C', L, L, L), "lam".
+    """
+
+    def __init__(self, cfg: Native4DVAEConfig):
+        super().__init__()
+        self.cfg = cfg
+        C0, D, H, L, Cz = cfg.stem_channels, cfg.dim, cfg.heads, cfg.latent_resolution, cfg.latent_channels
+        blk = dict(heads=H, window=cfg.window, mlp_ratio=cfg.mlp_ratio, max_period=cfg.pe_max_period)
+        widths = [C0] * cfg.stem_down + [D]                                           # stem level widths
+        # encoder
+        self.enc_in = nn.Linear(9, C0)                                                # colour + Plücker
+        self.enc_res = nn.ModuleList([SparseResBlock(widths[i]) for i in range(cfg.stem_down)])
+        self.enc_down = nn.ModuleList([SparseConv3d(widths[i], widths[i + 1], 2, stride=2)
+                                       for i in range(cfg.stem_down)])
+        self.std = nn.ModuleList([STD(D, **blk) for _ in range(cfg.num_std)])
+        self.enc_out = nn.Sequential(nn.Conv3d(D, D, 3, padding=1), nn.GELU(), nn.Conv3d(D, 2 * Cz, 1))  # Conv3D + MLP
+        # decoder
+        self.dec_in = nn.Sequential(nn.Conv3d(Cz, D, 3, padding=1), nn.GELU(), nn.Conv3d(D, D, 1))
+        self.stu = nn.ModuleList([STU(D, D, **blk) for _ in range(cfg.num_std)])
+        self.prune_head = nn.ModuleList([nn.Linear(widths[i + 1], 1) for i in range(cfg.stem_down)])
+        self.dec_res = nn.ModuleList([SparseResBlock(widths[i + 1]) for i in range(cfg.stem_down)])
+        self.dec_up = nn.ModuleList([SparseConvTranspose3d(widths[i + 1], widths[i], 2, 2)
+                                     for i in range(cfg.stem_down)])
+        self.out_res = SparseResBlock(C0)
+        self.occ_head, self.rgb_head = nn.Linear(C0, 1), nn.Linear(C0, 3)
+        for head in self.prune_head:  # start near the share of occupied children: prune most, not none
+            nn.init.constant_(head.bias, -2.0)
+
+    # ---- encoder -------------------------------------------------------------------
+
+    def encode(self, batch: dict, lam: int):
+        """batch -> mean, logvar (G, C', L, L, L), G = frames / lam."""
+        cfg, coords = self.cfg, batch["coords"]
+        if coords.numel() and int(coords[:, 1:].max()) >= cfg.resolution:
+            raise ValueError(f"encode: voxel coords reach {int(coords[:, 1:].max())}, outside the "
+                             f"{cfg.resolution}^3 grid of this config")
+        Fn = int(batch["num_frames"].sum())
+        offsets = F.pad(torch.bincount(coords[:, 0], minlength=Fn).cumsum(0), (1, 0))
+        x = SparseTensor(coords, self.enc_in(voxel_inputs(batch, cfg.resolution)), offsets, validate=False)
+        for res, down in zip(self.enc_res, self.enc_down):                            # eq. 12
+            x = down(res(x))
+        t = frame_times(batch["num_frames"])                                          # (F,)
+        for i, std in enumerate(self.std):                                            # eq. 13: lambda in block 1
+            x = std(x, t, lam if i == 0 else 1)
+            if i == 0:
+                t = t[::lam]                                                          # group j's time: lambda j
+        dense = sparse_to_dense(x, (cfg.latent_resolution,) * 3)                      # (G, D, L, L, L)
+        mean, logvar = self.enc_out(dense).chunk(2, 1)                                # eq. 14
+        return mean, logvar.clamp(-30.0, 20.0)
+
+    # ---- decoder -------------------------------------------------------------------
+
+    def decode(self, z: torch.Tensor, num_frames: torch.Tensor, lam: int, gt_coords: torch.Tensor | None = None):
+        """z (G, C', L, L, L) -> decoded sites, logits, colours. gt_coords (P, 4): also keep
+        the GT-occupied sites at each pruning (training's teacher forcing); None: prediction only."""
+        cfg = self.cfg
+        h = self.dec_in(z)                                                            # (G, D, L, L, L)
+        x = dense_to_sparse(h, torch.ones_like(h[:, 0], dtype=torch.bool), stride=2 ** (cfg.stem_down + cfg.num_std))
+        t_frames = frame_times(num_frames)
+        for i in reversed(range(cfg.num_std)):                                        # mirror: lambda in the last
+            lam_i = lam if i == 0 else 1
+            x = self.stu[i](x, t_frames if i == 0 else t_frames[::lam], lam_i)        # eq. 15
+        prune = []
+        for i in reversed(range(cfg.stem_down)):
+            logit = self.prune_head[i](x.feats)[:, 0]                                 # eq. 16
+            keep = logit > cfg.prune_logit
+            if gt_coords is not None:
+                keep = keep | occupied_at(x.coords, x.stride, gt_coords)
+            prune.append((x, logit))
+            x = select_sites(x, keep)
+            x = self.dec_up[i](self.dec_res[i](x), child_sites(x))                   # sparse up-conv
+        x = self.out_res(x)
+        return {"sites": x, "occ_logit": self.occ_head(x.feats)[:, 0],                # eq. 17
+                "rgb": torch.tanh(self.rgb_head(x.feats)), "prune": prune}
+
+    def forward(self, batch: dict, lam: int | None = None, sample: bool | None = None,
+                gt_pruning: bool | None = None) -> dict:
+        """Encode, sample z (training: mean + sigma eps; eval: mean), decode.
+        gt_pruning default: training and cfg.prune_with_gt."""
+        lam = choose_lambda(batch["num_frames"], self.cfg.temporal_ratio) if lam is None else lam
+        if lam not in LAMBDAS or any(int(n) % lam for n in batch["num_frames"].tolist()):
+            raise ValueError(f"lambda={lam} must be in {LAMBDAS} and divide every sequence's frame count "
+                             f"{batch['num_frames'].tolist()}")
+        sample = self.training if sample is None else sample
+        gt_pruning = (self.training and self.cfg.prune_with_gt) if gt_pruning is None else gt_pruning
+        mean, logvar = self.encode(batch, lam)
+        z = mean + torch.randn_like(mean) * (0.5 * logvar).exp() if sample else mean
+        out = self.decode(z, batch["num_frames"], lam, batch["coords"] if gt_pruning else None)
+        return {**out, "mean": mean, "logvar": logvar, "z": z, "lam": lam}
+
+
+# ======================================================================================
+# Losses (sec. 3.4)
+# ======================================================================================
+
+
+def bce_dice(logit: torch.Tensor, target: torch.Tensor, num_positive: int | None = None, eps: float = 1e-5):
+    """Eq. 18-19 on one site set: (BCE, Dice). num_positive: every GT-occupied cell, also
+    those missing from the site set (default: the positives among the sites)."""
+    target = target.to(logit.dtype)
+    bce = F.binary_cross_entropy_with_logits(logit, target)
+    p = torch.sigmoid(logit)
+    n_pos = target.sum() if num_positive is None else num_positive
+    dice = 1 - (2 * (p * target).sum() + eps) / (p.sum() + n_pos + eps)
+    return bce, dice
+
+
+def kl_divergence(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mean, exp(logvar)) || N(0, 1)), averaged over latent elements."""
+    return 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).mean()
+
+
+def _num_cells(gt_coords: torch.Tensor, stride: int) -> int:
+    c = gt_coords.clone()
+    c[:, 1:] = torch.div(c[:, 1:], stride, rounding_mode="floor")
+    return len(coord_keys(c, coords_bounds(c), check=False).unique())
+
+
+def render_loss(batch: dict, sites: SparseTensor, occ: torch.Tensor, rgb01: torch.Tensor, size: int) -> torch.Tensor:
+    """Eq. 21: per frame, render predicted (occ, colour) and GT voxels from the frame's
+    camera at size^2 on black; mean squared error over pixels, averaged over frames."""
+    gt = batch["coords"]
+    losses = []
+    for f in range(sites.batch_size):
+        lo, hi = int(sites.offsets[f]), int(sites.offsets[f + 1])
+        g = gt[:, 0] == f
+        cam = dict(world_to_cam=batch["world_to_cam"][f], K=batch["K"][f], width=size, height=size,
+                   voxel_size=float(batch["voxel_size"][f]), origin=batch["origin"][f], validate=False)
+        pred = render_voxels(sites.coords[lo:hi, 1:], occ[lo:hi], rgb01[lo:hi], **cam).image
+        with torch.no_grad():
+            target = render_voxels(gt[g, 1:], torch.ones(int(g.sum()), device=gt.device), batch["colors"][g], **cam).image
+        losses.append((pred - target).pow(2).mean())
+    return torch.stack(losses).mean()
+
+
+def loss(model, batch: dict, lam: int | None = None):
+    """Eq. 22 for fourdlib.train.train: (loss, logs) with each term (bce and dice include
+    the pruning stage's), the occupancy IoU at 0.5 and the number of decoded sites."""
+    net = unwrap(model)
+    cfg = net.cfg
+    out = model(batch, lam=lam)
+    gt, sites = batch["coords"], out["sites"]
+    # 4D losses on the finest decoded sites
+    occ_t = occupied_at(sites.coords, 1, gt)
+    bce, dice = bce_dice(out["occ_logit"], occ_t, len(gt))
+    logs = {"bce_final": bce.detach(), "dice_final": dice.detach()}
+    for x, logit in out["prune"]:                                                    # intermediate (pruning) stage
+        b2, d2 = bce_dice(logit, occupied_at(x.coords, x.stride, gt), _num_cells(gt, x.stride))
+        bce, dice = bce + b2, dice + d2
+    bounds = coords_bounds(sites.coords, gt)
+    keys_sorted, order = torch.sort(coord_keys(gt, bounds, check=False))
+    row = lookup(keys_sorted, order, coord_keys(sites.coords, bounds, check=False))   # GT row of each site, -1 if none
+    hit = row >= 0
+    rgb = F.mse_loss(out["rgb"][hit], batch["colors"][row[hit]] * 2 - 1) if bool(hit.any()) \
+        else out["rgb"].sum() * 0                                                     # eq. 20
+    occ = torch.sigmoid(out["occ_logit"])
+    render = render_loss(batch, sites, occ, (out["rgb"] + 1) / 2, cfg.render_size) if cfg.w_render > 0 \
+        else occ.sum() * 0
+    kl = kl_divergence(out["mean"], out["logvar"])
+    total = cfg.w_bce * bce + cfg.w_dice * dice + cfg.w_rgb * rgb + cfg.w_render * render + cfg.w_kl * kl
+    with torch.no_grad():
+        iou = occupancy_iou(sites.coords[occ > 0.5], gt)
+    logs.update(bce=bce.detach(), dice=dice.detach(), rgb=rgb.detach(), render=render.detach(), kl=kl.detach(),
+                iou=torch.tensor(iou), sites=torch.tensor(float(len(sites))))
+    return total, logs
+
+
+@torch.no_grad()
+def reconstruct(model, batch: dict, lam: int | None = None, threshold: float = 0.5):
+    """Encode (latent mean) and decode with the model's own pruning: (coords (P, 4) (global
+    frame, i, j, k) of the sites with occupancy > threshold, colours (P, 3) in [0, 1])."""
+    net = unwrap(model)
+    out = net(batch, lam=lam, sample=False, gt_pruning=False)
+    keep = torch.sigmoid(out["occ_logit"]) > threshold
+    return out["sites"].coords[keep], ((out["rgb"][keep] + 1) / 2).clamp(0, 1)
