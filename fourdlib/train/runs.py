@@ -43,7 +43,7 @@ from .loop import RunMismatchError, train
 
 __all__ = ["Method", "RunMismatchError", "unwrap", "count_parameters", "save_model", "load_model",
            "config_from_checkpoint", "data_identity", "run_identity", "checkpoint_paths", "load_or_train",
-           "REPO_CHECKPOINTS"]
+           "course_dataset", "named_run_spec", "course_run", "REPO_CHECKPOINTS"]
 
 REPO_CHECKPOINTS = Path(__file__).resolve().parents[2] / "checkpoints"
 
@@ -208,6 +208,55 @@ def checkpoint_paths(method: Method, name: str) -> list[Path]:
 
 
 # ----------------------------------------------------------------------------- load or train
+def course_dataset(folder_name: str, datasets: Mapping, sizes: Mapping, name: str, scale: str, *, seed: int = 0,
+                   root=None, progress: bool = True, convert_hint: str = ""):
+    """A method's course data set `name` at `scale` (generated on first use, then cached).
+
+    datasets: name -> (generator kind, maker options); sizes: scale -> dict(sequences,
+    num_frames, image_size, n_surface). folder_name: the cache folder (e.g. "scenes_tiny_seed0";
+    two methods that want other sizes of one generator need other names). convert_hint: what
+    to say for a scale without synthetic data (e.g. which real data set to convert).
+    """
+    from ..data.cache import synthetic_dataset
+    if name not in datasets:
+        raise ValueError(f"unknown data set {name!r}; choose from {sorted(datasets)}")
+    if scale not in sizes:
+        raise ValueError(f"no synthetic {name!r} data for scale {scale!r} (have {sorted(sizes)})" +
+                         (f"; {convert_hint}" if convert_hint else ""))
+    kind, options = datasets[name]
+    size = sizes[scale]
+    return synthetic_dataset(folder_name, kind, sequences=size["sequences"], num_frames=size["num_frames"],
+                             image_size=size["image_size"], n_surface=size["n_surface"], maker_options=options,
+                             seed=seed, root=root, progress=progress,
+                             workers=1 if scale == "smoke" else None)  # smoke: no process start-up
+
+
+def named_run_spec(table: Mapping, configs: Mapping, key: str, scale: str):
+    """(config, course data set, steps, run name "<scale>_<key>") of a method's named run.
+
+    table: key -> dict(dataset=..., steps={scale: steps} (default the config's), overrides={...}
+    fields that differ from configs[scale])."""
+    if key not in table:
+        raise ValueError(f"unknown course run {key!r}; choose from {sorted(table)}")
+    if scale not in configs:
+        raise ValueError(f"unknown scale {scale!r}; choose from {sorted(configs)}")
+    spec = table[key]
+    cfg = dataclasses.replace(configs[scale], **spec["overrides"])
+    return cfg, spec["dataset"], spec["steps"].get(scale, cfg.steps), f"{scale}_{key}"
+
+
+def course_run(method: Method, key: str, scale: str, *, seed: int = 0, device: str = "auto", progress: bool = True,
+               **kwargs):
+    """Load (or train) `method`'s named run `key` at `scale` on its course data set:
+    load_or_train's (model, history, info). kwargs go to load_or_train."""
+    if method.run_spec is None or method.course_data is None:
+        raise ValueError(f"method {method.name!r} has no named course runs")
+    cfg, dataset, steps, name = method.run_spec(key, scale)
+    folder = method.course_data(dataset, scale, seed=seed, progress=progress)
+    return load_or_train(method, cfg, folder, name, steps=steps, seed=seed, device=device, progress=progress,
+                         **kwargs)
+
+
 def load_or_train(method: Method, cfg, folder, name: str, *, steps: int | None = None, split: str = "train",
                   seed: int = 0, device: str = "auto", progress: bool = True, retrain: bool = False,
                   restart: bool = False, ckpt_every: int | None = None, **dataset_options):

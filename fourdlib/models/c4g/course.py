@@ -26,9 +26,7 @@ machinery; `fourd train c4g --run scenes_queries --scale tiny` trains a run ahea
 """
 from __future__ import annotations
 
-import dataclasses
 
-from ...data.cache import synthetic_dataset
 from ...train import runs
 from .config import CONFIGS, C4GConfig
 from .model import build_model, loss, make_dataset
@@ -55,19 +53,11 @@ def course_data(name: str, scale: str, *, seed: int = 0, root=None, progress: bo
     """The folder of course data set `name` (see DATASETS) at `scale`, generated on first use.
 
     root: where data sets live (default cache_dir() / "data"). Returns the folder.
-    (The same steps as dynatok.course.course_data with C4G's tables and folder names.)
     """
-    if name not in DATASETS:
-        raise ValueError(f"unknown data set {name!r}; choose from {sorted(DATASETS)}")
-    if scale not in COURSE_DATA:
-        raise ValueError(f"no synthetic {name!r} data for scale {scale!r} (have {sorted(COURSE_DATA)}); "
-                         "for 'full', convert Kubric MOVi (data_scripts/README.md) and pass that folder instead")
-    kind, options = DATASETS[name]
-    size = COURSE_DATA[scale]
-    return synthetic_dataset(f"c4g_{name}_{scale}_seed{seed}", kind, sequences=size["sequences"],
-                             num_frames=size["num_frames"], image_size=size["image_size"],
-                             n_surface=size["n_surface"], maker_options=options, seed=seed, root=root,
-                             progress=progress, workers=1 if scale == "smoke" else None)  # smoke: no process start-up
+    return runs.course_dataset(f"c4g_{name}_{scale}_seed{seed}", DATASETS, COURSE_DATA, name, scale, seed=seed,
+                               root=root, progress=progress,
+                               convert_hint="for 'full', convert Kubric MOVi (data_scripts/README.md) "
+                                            "and pass that folder instead")
 
 
 # The course's named runs: which data, steps per scale (default: the config's) and what differs
@@ -80,21 +70,13 @@ RUNS = {
 
 def run_spec(key: str, scale: str):
     """(config, data set name, steps, run name) of the course run `key` at `scale`."""
-    if key not in RUNS:
-        raise ValueError(f"unknown course run {key!r}; choose from {sorted(RUNS)}")
-    if scale not in CONFIGS:
-        raise ValueError(f"unknown scale {scale!r}; choose from {sorted(CONFIGS)}")
-    spec = RUNS[key]
-    cfg = dataclasses.replace(CONFIGS[scale], **spec["overrides"])
-    return cfg, spec["dataset"], spec["steps"].get(scale, cfg.steps), f"{scale}_{key}"
+    return runs.named_run_spec(RUNS, CONFIGS, key, scale)
 
 
 def course_run(key: str, scale: str, *, seed: int = 0, device: str = "auto", progress: bool = True, **kwargs):
     """Load (or train) the course run `key` (see RUNS) at `scale` on its course data set:
     returns load_or_train's (model, history, info). kwargs go to load_or_train."""
-    cfg, dataset, steps, name = run_spec(key, scale)
-    folder = course_data(dataset, scale, seed=seed, progress=progress)
-    return load_or_train(cfg, folder, name, steps=steps, seed=seed, device=device, progress=progress, **kwargs)
+    return runs.course_run(METHOD, key, scale, seed=seed, device=device, progress=progress, **kwargs)
 
 
 # model_cls is build_model: cfg.decoder picks C4G or PixelGaussians, so one method covers both

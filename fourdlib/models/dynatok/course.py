@@ -27,9 +27,7 @@ notebook's run ahead of time (also under torchrun).
 """
 from __future__ import annotations
 
-import dataclasses
 
-from ...data.cache import synthetic_dataset
 from ...data.dataset import SequenceDataset
 from ...train import runs
 from .config import CONFIGS, DynaTokConfig
@@ -59,18 +57,10 @@ def course_data(name: str, scale: str, *, seed: int = 0, root=None, progress: bo
 
     root: where data sets live (default cache_dir() / "data"). Returns the folder.
     """
-    if name not in DATASETS:
-        raise ValueError(f"unknown data set {name!r}; choose from {sorted(DATASETS)}")
-    if scale not in COURSE_DATA:
-        raise ValueError(f"no synthetic {name!r} data for scale {scale!r} (have {sorted(COURSE_DATA)}); "
-                         "for 'full', convert DeformingThings4D or Kubric MOVi (data_scripts/README.md) "
-                         "and pass that folder instead")
-    kind, options = DATASETS[name]
-    size = COURSE_DATA[scale]
-    return synthetic_dataset(f"{name}_{scale}_seed{seed}", kind, sequences=size["sequences"],
-                             num_frames=size["num_frames"], image_size=size["image_size"],
-                             n_surface=size["n_surface"], maker_options=options, seed=seed, root=root,
-                             progress=progress, workers=1 if scale == "smoke" else None)  # smoke: no process start-up
+    return runs.course_dataset(f"{name}_{scale}_seed{seed}", DATASETS, COURSE_DATA, name, scale, seed=seed,
+                               root=root, progress=progress,
+                               convert_hint="for 'full', convert DeformingThings4D or Kubric MOVi "
+                                            "(data_scripts/README.md) and pass that folder instead")
 
 
 def make_dataset(cfg: DynaTokConfig, folder, split: str | None = None, train: bool = True, **options):
@@ -105,21 +95,13 @@ RUNS = {
 
 def run_spec(key: str, scale: str):
     """(config, data set name, steps, run name) of the course run `key` at `scale`."""
-    if key not in RUNS:
-        raise ValueError(f"unknown course run {key!r}; choose from {sorted(RUNS)}")
-    if scale not in CONFIGS:
-        raise ValueError(f"unknown scale {scale!r}; choose from {sorted(CONFIGS)}")
-    spec = RUNS[key]
-    cfg = dataclasses.replace(CONFIGS[scale], **spec["overrides"])
-    return cfg, spec["dataset"], spec["steps"].get(scale, cfg.steps), f"{scale}_{key}"
+    return runs.named_run_spec(RUNS, CONFIGS, key, scale)
 
 
 def course_run(key: str, scale: str, *, seed: int = 0, device: str = "auto", progress: bool = True, **kwargs):
     """Load (or train) the course run `key` (see RUNS) at `scale` on its course data set:
     returns load_or_train's (model, history, info). kwargs go to load_or_train."""
-    cfg, dataset, steps, name = run_spec(key, scale)
-    folder = course_data(dataset, scale, seed=seed, progress=progress)
-    return load_or_train(cfg, folder, name, steps=steps, seed=seed, device=device, progress=progress, **kwargs)
+    return runs.course_run(METHOD, key, scale, seed=seed, device=device, progress=progress, **kwargs)
 
 
 METHOD = runs.Method(name="dynatok", config_cls=DynaTokConfig, model_cls=DynaTok, loss=loss,
