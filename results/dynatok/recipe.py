@@ -39,6 +39,7 @@ VARIANTS = {
     "norm_all": ({"norm_frame": "all"}, "centre / scale from every frame's input, not frame 1's"),
     "norm_each": ({"norm_frame": "each"}, "every frame centred on its own input, one scale per sequence"),
     "norm_each_perframe": ({"norm_frame": "each", "temporal": False}, "the per-frame ablation, frames centred alike"),
+    "random_each": ({"train_windows": "random", "norm_frame": "each"}, "random windows and per-frame centres together"),
     "logit_normal": ({"time_dist": "logit_normal"}, "training t ~ logit-normal (more weight mid-path)"),
     "t_per_point": ({"time_per": "point"}, "one t per target point instead of per frame"),
     "targets_1024": ({"train_points": 1024}, "1024 flow-matching target points per frame (512)"),
@@ -78,7 +79,10 @@ def record():
     table["train s"] = pd.Series({v: d["train_seconds"] for v, d in done.items()})
     table["loss (last 50 steps)"] = pd.Series({v: d["last_loss"] for v, d in done.items()})
     metrics = {row: {col: float(x) for col, x in vals.items() if x == x} for row, vals in table.iterrows()}
-    notes = [f"{v}: {VARIANTS[v][1]}" for v in done]
+    notes = [f"{v}: {VARIANTS[v][1]}" for v in done] + [
+        "train s: wall seconds on the shared 2-core machine (two or more jobs side by side), not a speed "
+        "measurement; benchmarks/bench_dynatok.py --compile measures steps per second",
+        "the per-frame rows given 'copies' are normalised from the copies (the shift copies alone cause)"]
     caption = (f"{SCALE}, creatures: every variant trained {STEPS} steps (seed {SEED}) on the train split and "
                f"scored on the validation set (creatures generated with seed 1, unseen-motion split, first "
                f"{VALIDATION_SEQUENCES} sequences); metres, lower is better (NC: higher). 'current frame only': "
