@@ -251,11 +251,12 @@ def add_train(sub):
     p.add_argument("method", choices=sorted(METHODS), help="one of: " + ", ".join(sorted(METHODS)))
     p.add_argument("--scale", default="tiny", choices=["smoke", "tiny", "small", "full"], help="config row")
     p.add_argument("--data", metavar="DIR", help="dataset folder (default: the course's synthetic --dataset)")
-    p.add_argument("--dataset", default="static", help="the method's course data set when --data is not "
-                                                       "given (dynatok: static, creatures, scenes)")
+    p.add_argument("--dataset", help="the method's course data set when neither --data nor --run is given "
+                                      "(dynatok: static, moving, creatures, scenes; c4g: scenes)")
     p.add_argument("--split", default="train")
     p.add_argument("--run", metavar="KEY", help="a course run by its key (dynatok: static_temporal, static_perframe, "
-                                              "creatures_temporal, creatures_perframe): data, steps, config "
+                                              "creatures_temporal, creatures_perframe, moving_temporal, moving_perframe; "
+                                              "c4g: scenes_queries, scenes_pixels): data, steps, config "
                                               "changes and the name <scale>_<KEY> come from the method's "
                                               "course.RUNS, exactly as the notebooks ask for it")
     p.add_argument("--name", help="run name: the one the notebook prints (e.g. tiny_static_temporal); "
@@ -299,6 +300,8 @@ def cmd_train(args) -> int:
         for flag, value in (("--steps", args.steps), ("--ckpt-every", args.ckpt_every)):
             if value is not None and value < 1:
                 raise ValueError(f"{flag} must be a positive number of steps, got {value}")
+        if args.data is None and args.dataset is None:
+            raise ValueError("give --data DIR, --dataset NAME (one of the method's course data sets) or --run KEY")
         folder = args.data or method.course_data(args.dataset, args.scale)
         _, history, info = load_or_train(method, cfg, folder, args.name, steps=args.steps, split=args.split,
                                          seed=args.seed, device=args.device, restart=args.restart,

@@ -129,6 +129,8 @@ def test_fourd_train_run_takes_the_course_table(cache, capsys, monkeypatch):
     assert "drop --set" in capsys.readouterr().err
     assert main(["train", "dynatok", "--scale", "smoke"]) == 2
     assert "--name" in capsys.readouterr().err
+    assert main(["train", "dynatok", "--scale", "smoke", "--name", "x"]) == 2   # which data?
+    assert "--dataset" in capsys.readouterr().err
 
 
 COMMITTED = sorted((Path(__file__).resolve().parents[1] / "checkpoints" / "dynatok").glob("*.pt"))
