@@ -91,7 +91,7 @@ def check_dynatok_flow_matching(m):
     assert m["toy_loss_matches_library"] == 1.0  # the four-line loss is the library's
     assert m["exact_field_max_miss"] < 1e-3  # the exact field carries every sample onto a data point
     assert m["toy_radius_error"] < m["toy_radius_error_prior"]  # the trained toy flow moves noise to the ring
-    for key in ("DynaTok", "DynaTok (current)", "per-frame"):
+    for key in ("DynaTok", "DynaTok (current)", "per-frame", "per-frame (current)"):
         r = m[key]
         assert all(r[c] > 0 for c in ("pred_acc", "pred_comp", "pred_comp_visible", "pred_acc_visible"))
         assert 0 < r["pred_nc"] <= 1
@@ -128,9 +128,9 @@ def check_dynatok_tables(m):
     # the ablation reuses the object-level evaluations of its split: exactly the same numbers
     assert ab["Full"] == m["object_level"]["DynaTok"]["Unseen Indiv."]
     assert ab["Per-frame Only"] == m["object_level"]["Per-frame ablation"]["Unseen Indiv."]
-    # token rows: distinct M in 1..num_tokens; the row with the config's M is the Full model itself
+    # token rows: distinct M >= 1; the row with the config's M is the Full model itself
     Ms = list(m["tokens"].values())
-    assert len(set(Ms)) == len(Ms) and all(1 <= M <= m["num_tokens"] for M in Ms)
+    assert len(set(Ms)) == len(Ms) and all(M >= 1 for M in Ms) and m["num_tokens"] in Ms
     assert set(m["tokens"]) <= set(ab)
     for label, M in m["tokens"].items():
         if M == m["num_tokens"]:
@@ -165,7 +165,7 @@ def course_cache(tmp_path_factory):
 def test_notebook_runs_at_smoke_scale(notebook, tmp_path):
     assert notebook.stem in CHECKS, f"add a record check for {notebook.name} to CHECKS"
     result = run_one(notebook, {"scale": "smoke"}, out=tmp_path, progress=False)
-    assert result.ok, [(r.notebook, r.status, r.message) for r in result.runs]
+    assert result.ok, [(r.source.name, r.status, r.error) for r in result.runs]
     records = load_records(tmp_path)
     mine = records[records.notebook == notebook.stem]
     assert len(mine) >= 1, f"{notebook.name} wrote no record"

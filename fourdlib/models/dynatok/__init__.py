@@ -9,12 +9,12 @@ infer.py     completion of your own frames (complete_sequence; `fourd infer dyna
 course.py    the notebooks' data sets and named runs (course_data, RUNS, course_run, load_or_train), METHOD
 """
 from .config import CONFIGS, DynaTokConfig, config_table
-from .course import (COURSE_DATA, DATASETS, METHOD, RUNS, checkpoint_paths, course_data, course_run, load_model,
+from .course import (COURSE_DATA, DATASETS, METHOD, MOVING_RECIPE, RUNS, checkpoint_paths, course_data, course_run, load_model,
                      load_or_train, make_dataset, run_spec, save_model)
 from .infer import complete_sequence, read_frames, write_completion
 from .model import DynaTok, decode, loss, normalize_batch, reconstruct
 
-__all__ = ["CONFIGS", "COURSE_DATA", "DATASETS", "DynaTok", "DynaTokConfig", "METHOD", "RUNS", "checkpoint_paths",
+__all__ = ["CONFIGS", "COURSE_DATA", "DATASETS", "DynaTok", "DynaTokConfig", "METHOD", "MOVING_RECIPE", "RUNS", "checkpoint_paths",
            "complete_sequence", "config_table", "course_data", "course_run", "decode", "run_spec", "load_model", "load_or_train",
            "loss", "make_dataset", "normalize_batch", "read_frames", "reconstruct", "save_model",
            "write_completion"]
