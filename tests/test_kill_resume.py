@@ -23,7 +23,7 @@ STEPS = 20 * KILLS + 20  # enough checkpoints left for every kill to land before
 
 
 def _train(name: str, env: dict) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "fourdlib.cli", "train", "dynatok", "--scale", "smoke", "--name", name,
+    cmd = [sys.executable, "-m", "fourdlib.cli", "train", "dynatok", "--scale", "smoke", "--dataset", "static", "--name", name,
            "--steps", str(STEPS), "--ckpt-every", "2", "--device", "cpu"]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
