@@ -4,6 +4,7 @@
                                    our rows appended; arrows, decimals, which rows are
                                    the paper's and which are ours go into ``df.attrs``
     style(df)                      a Styler: the paper's best in bold, our rows shaded
+    mean_by(df, by, skip)          our per-frame evaluation rows averaged into table rows
 
 It works on any object with a PaperTable's attributes and imports nothing from
 fourdlib, so that ``schema.PaperTable.to_frame()`` can use it from below.
@@ -98,3 +99,22 @@ def style(df: pd.DataFrame):
 
 
 __all__ = ["build_frame", "style"]
+
+
+def mean_by(df: pd.DataFrame, by=None, skip=()) -> pd.DataFrame:
+    """Mean of every numeric (non-bool) column of a per-frame table, one row per value of `by`
+    (a column name or list; None: one row overall), NaNs skipped, every frame weighing the same;
+    `skip` names numeric columns that are keys, not metrics. Adds "frames": rows averaged."""
+    if df.empty:
+        raise ValueError("summarize: empty DataFrame")
+    keys = [] if by is None else [by] if isinstance(by, str) else list(by)
+    metrics = [c for c in df.columns if c not in skip and c not in keys and pd.api.types.is_numeric_dtype(df[c])
+               and not pd.api.types.is_bool_dtype(df[c])]
+    if by is None:
+        out = df[metrics].mean().to_frame().T
+        out["frames"] = len(df)
+        return out
+    grouped = df.groupby(by)
+    out = grouped[metrics].mean()
+    out["frames"] = grouped.size()
+    return out

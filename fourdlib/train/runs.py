@@ -43,7 +43,7 @@ from .loop import RunMismatchError, train
 
 __all__ = ["Method", "RunMismatchError", "unwrap", "count_parameters", "save_model", "load_model",
            "config_from_checkpoint", "data_identity", "run_identity", "checkpoint_paths", "load_or_train",
-           "course_dataset", "named_run_spec", "course_run", "REPO_CHECKPOINTS"]
+           "config_table", "course_dataset", "named_run_spec", "course_run", "REPO_CHECKPOINTS"]
 
 REPO_CHECKPOINTS = Path(__file__).resolve().parents[2] / "checkpoints"
 
@@ -208,6 +208,11 @@ def checkpoint_paths(method: Method, name: str) -> list[Path]:
 
 
 # ----------------------------------------------------------------------------- load or train
+def config_table(configs: Mapping) -> pd.DataFrame:
+    """A method's CONFIGS as a DataFrame (one row per scale, every field), for notebooks."""
+    return pd.DataFrame({name: dataclasses.asdict(c) for name, c in configs.items()}).T
+
+
 def course_dataset(folder_name: str, datasets: Mapping, sizes: Mapping, name: str, scale: str, *, seed: int = 0,
                    root=None, progress: bool = True, convert_hint: str = ""):
     """A method's course data set `name` at `scale` (generated on first use, then cached).

@@ -7,17 +7,14 @@ median distance of the input frames' depth points to their median (see
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
-import pandas as pd
-
+from ...train import runs
 from ...train.loop import TrainConfig
 
 __all__ = ["C4GConfig", "CONFIGS", "DECODERS", "config_table"]
 
 DECODERS = ("queries", "pixels")  # C4G's query Gaussians, the per-pixel baseline (model.build_model)
-
 
 @dataclass(frozen=True)
 class C4GConfig:
@@ -96,7 +93,6 @@ class C4GConfig:
                   warmup_steps=self.warmup_steps, weight_decay=self.weight_decay)
         return TrainConfig(**{**kw, **overrides})
 
-
 # One row per scale. The project page gives no sizes (no number in its text), so every row is
 # ours: "full" is a ViT-B-sized encoder (D = 768, 12 layers, patch 16) and enough queries for
 # a scene at 256 x 256, the size a pretrained VGGT-like backbone would replace (model.py says
@@ -116,7 +112,6 @@ _TABLE = {
 CONFIGS: dict[str, C4GConfig] = {name: C4GConfig(**dict(zip(_COLUMNS, row, strict=True)))
                                  for name, row in _TABLE.items()}
 
-
 def config_table():
     """CONFIGS as a pandas DataFrame (one row per scale, every field), for notebooks."""
-    return pd.DataFrame({name: dataclasses.asdict(c) for name, c in CONFIGS.items()}).T
+    return runs.config_table(CONFIGS)

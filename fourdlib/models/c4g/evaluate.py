@@ -60,6 +60,7 @@ from tqdm.auto import tqdm
 
 from ...geometry.cameras import unproject_depth
 from ...metrics import psnr, ssim
+from ...repro.frames import mean_by
 from ...train.distributed import unwrap
 from .model import ClipDataset, Gaussians, predict, render
 
@@ -205,18 +206,7 @@ _KEYS = ("sequence", "frame", "time", "gap", "nearest_frame")
 def summarize(df: pd.DataFrame, by: str | list[str] | None = None) -> pd.DataFrame:
     """Mean of every metric column, one row per value of `by` (e.g. "gap"; None: one row
     overall); every target frame weighs the same. Adds "frames": the rows averaged."""
-    if df.empty:
-        raise ValueError("summarize: empty DataFrame")
-    keys = [] if by is None else [by] if isinstance(by, str) else list(by)
-    metrics = [c for c in df.columns if c not in _KEYS and c not in keys and pd.api.types.is_numeric_dtype(df[c])]
-    if by is None:
-        out = df[metrics].mean().to_frame().T
-        out["frames"] = len(df)
-        return out
-    grouped = df.groupby(by)
-    out = grouped[metrics].mean()
-    out["frames"] = grouped.size()
-    return out
+    return mean_by(df, by, skip=_KEYS)
 
 
 # ------------------------------------------------------------------ the comparison table

@@ -6,16 +6,13 @@ which committed checkpoints match (tests/test_dynatok_course.py says so when it 
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
-import pandas as pd
-
 from ...train import flow_matching as fm
+from ...train import runs
 from ...train.loop import TrainConfig
 
 __all__ = ["DynaTokConfig", "CONFIGS", "config_table"]
-
 
 @dataclass(frozen=True)
 class DynaTokConfig:
@@ -106,7 +103,6 @@ class DynaTokConfig:
                   warmup_steps=self.warmup_steps, weight_decay=self.weight_decay, ema=self.ema)
         return TrainConfig(**{**kw, **overrides})
 
-
 # One row per scale. The paper's row ("full"): N = 8192 input points, M = 512 tokens, S = 8
 # training frames and 16 for evaluation, AdamW at lr 1e-3 with linear warm-up, 250k steps,
 # 8 sequences per GPU on 8 GPUs (torchrun: batch_size is per process). Not in the paper,
@@ -130,7 +126,6 @@ _TABLE = {
 CONFIGS: dict[str, DynaTokConfig] = {name: DynaTokConfig(**dict(zip(_COLUMNS, row, strict=True)))
                                      for name, row in _TABLE.items()}
 
-
 def config_table():
     """CONFIGS as a pandas DataFrame (one row per scale, every field), for notebooks."""
-    return pd.DataFrame({name: dataclasses.asdict(c) for name, c in CONFIGS.items()}).T
+    return runs.config_table(CONFIGS)

@@ -96,6 +96,7 @@ from tqdm.auto import tqdm
 
 from ...geometry.normals import estimate_normals
 from ...metrics import nearest_neighbors, normal_consistency
+from ...repro.frames import mean_by
 from ...train.distributed import unwrap
 from .model import normalize_batch, reconstruct
 
@@ -294,21 +295,8 @@ def summarize(df: pd.DataFrame, by: str | list[str] | None = "context") -> pd.Da
     """Mean of every metric column (NaN skipped: frames where a region is empty do not
     count for that region), one row per value of `by` (None: one row overall). Every frame
     weighs the same. Adds "frames": the number of rows averaged."""
-    if df.empty:
-        raise ValueError("summarize: empty DataFrame")
-    skip = {"sequence", "frame", "frame_index", "context", "norm", "file"}
-    keys = [] if by is None else [by] if isinstance(by, str) else list(by)
     # numeric columns only: labels a caller added (e.g. a "model" column) are not metrics
-    metrics = [c for c in df.columns if c not in skip and c not in keys and pd.api.types.is_numeric_dtype(df[c])
-               and not pd.api.types.is_bool_dtype(df[c])]
-    if by is None:
-        out = df[metrics].mean().to_frame().T
-        out["frames"] = len(df)
-        return out
-    grouped = df.groupby(by)
-    out = grouped[metrics].mean()
-    out["frames"] = grouped.size()
-    return out
+    return mean_by(df, by, skip={"sequence", "frame", "frame_index", "context", "norm", "file"})
 
 
 # ------------------------------------------------------------------ the comparison table

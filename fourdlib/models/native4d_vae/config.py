@@ -5,17 +5,14 @@ is validated on construction: a bad value raises ValueError naming the field.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
-import pandas as pd
-
+from ...train import runs
 from ...train.loop import TrainConfig
 
 __all__ = ["Native4DVAEConfig", "CONFIGS", "config_table", "LAMBDAS"]
 
 LAMBDAS = (1, 2, 4)  # temporal ratios the STD/STU blocks take (the paper: "from 1 to 4")
-
 
 @dataclass(frozen=True)
 class Native4DVAEConfig:
@@ -97,7 +94,6 @@ class Native4DVAEConfig:
                   warmup_steps=self.warmup_steps, weight_decay=self.weight_decay)
         return TrainConfig(**{**kw, **overrides})
 
-
 # One row per scale. The paper's row ("full"): 512^3 voxels, early pruning at 256^3 (so one
 # stem down-sampling), 64^3 latent tokens (so two STD blocks), temporal ratio up to 4, loss
 # weights (1, 1, 0.5, 1, 0.001). Not in the paper, so ours: widths, heads, window side, latent
@@ -116,7 +112,6 @@ _TABLE = {
 CONFIGS: dict[str, Native4DVAEConfig] = {name: Native4DVAEConfig(**dict(zip(_COLUMNS, row, strict=True)))
                                          for name, row in _TABLE.items()}
 
-
 def config_table():
     """CONFIGS as a pandas DataFrame (one row per scale, every field), for notebooks."""
-    return pd.DataFrame({name: dataclasses.asdict(c) for name, c in CONFIGS.items()}).T
+    return runs.config_table(CONFIGS)
