@@ -1,0 +1,81 @@
+"""Regenerate the committed C4G results that the README quotes (results/c4g/*.record.json).
+
+    .venv/bin/python results/c4g/make_records.py            # all of them (a few minutes on 2 cores)
+    .venv/bin/python results/c4g/make_records.py gaps       # one
+    .venv/bin/fourd results --update README.md              # then refresh the README's tables
+
+Each result evaluates the two committed tiny runs (checkpoints/c4g/, via course_run: the same
+runs the notebooks load), C4G's query Gaussians and the per-pixel baseline on the same encoder,
+on every held-out sequence of the course `scenes` set (split "test"), beside the references of
+fourdlib.models.c4g.evaluate (the nearest input frame copied, every input pixel splatted, the
+target's own pixels splatted as a floor). Nothing here is tuned on these sequences.
+
+    tiny_scenes   the training clip layout: 8-frame clips, 4 input frames, every other frame a target
+    tiny_gaps     large temporal gaps: 16-frame clips from 2 input frames (the first and the last),
+                  targets up to 7 frames from the nearest input, PSNR per gap
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+from fourdlib import repro
+from fourdlib.models.c4g import course_data, course_run, make_dataset
+from fourdlib.models.c4g.evaluate import comparison_table, evaluate, gap_table
+from fourdlib.repro.results import RESULTS_DIR, render
+
+SCALE, SEED = "tiny", 0
+MODELS = {"C4G (query Gaussians)": "scenes_queries", "per-pixel Gaussians (same encoder)": "scenes_pixels"}
+# result name -> (clip_frames, input_frames); None: the config's
+RESULTS = {"tiny_scenes": (None, None), "tiny_gaps": (16, 2)}
+
+
+def _wins(a, col_a, b, col_b):
+    """Sequences where column col_a of frame table a beats col_b of b on the sequence's mean
+    over its target frames (PSNR: higher is better), and sequences compared."""
+    ours, theirs = a.groupby("sequence")[col_a].mean(), b.groupby("sequence")[col_b].mean()
+    return int((ours > theirs).sum()), len(ours)
+
+
+def make(name: str):
+    clip, inputs = RESULTS[name]
+    start = time.time()
+    runs = {label: course_run(key, SCALE, seed=SEED) for label, key in MODELS.items()}
+    cfg = next(iter(runs.values()))[0].cfg
+    data = make_dataset(cfg, course_data("scenes", SCALE, seed=SEED), "test", train=False)
+    frames = {label: evaluate(model, data, clip_frames=clip, input_frames=inputs) for label, (model, _, _) in runs.items()}
+    table = comparison_table(frames)
+    metrics = {row: {col: float(v) for col, v in vals.items() if v == v} for row, vals in table.iterrows()}
+    gaps = gap_table(frames)
+    ours, pix = frames["C4G (query Gaussians)"], frames["per-pixel Gaussians (same encoder)"]
+    notes = []
+    for other, df, col in (("the per-pixel baseline", pix, "pred_psnr"), ("the nearest input frame", ours, "nearest_psnr"),
+                           ("the union of input pixels", ours, "union_psnr")):
+        won, n = _wins(ours, "pred_psnr", df, col)
+        notes.append(f"C4G: higher PSNR than {other} on {won} of {n} sequences")
+    big = gaps.columns.max()
+    notes.append(f"PSNR at the largest gap ({big} frames): " + ", ".join(f"{k} {gaps.loc[k, big]:.2f} dB"
+                                                                         for k in gaps.index))
+    S = inputs or cfg.input_frames
+    caption = (f"{SCALE}, course scenes set, held-out split `test`: {len(data)} sequences, "
+               f"{clip or cfg.clip_frames}-frame clips from {S} input frames, every other frame of the clip a "
+               f"target (a new time and a new camera), {cfg.image_size} x {cfg.image_size} pixels; PSNR (dB) and "
+               f"SSIM higher is better; Gaussians per target time. Runs "
+               + " and ".join(f"`{SCALE}_{key}` ({runs[label][2]['train_seconds'] or 0:.0f} s of training)"
+                              for label, key in MODELS.items()) + ".")
+    extra = {"caption": caption, "row_header": SCALE, "notes": notes,
+             "gap_psnr": {str(k): {str(g): float(v) for g, v in row.items()} for k, row in gaps.iterrows()}}
+    path = repro.record(metrics, scale=SCALE, seed=SEED, data="course scenes set, split test",
+                        notebook="results/c4g/make_records.py", variant=name, device="cpu", extra=extra,
+                        path=RESULTS_DIR / "c4g" / f"{name}.record.json", start=start)
+    print(f"{name}: wrote {path}\n{render(f'c4g/{name}')}\n\nPSNR by gap (frames to the nearest input):\n"
+          f"{gaps.round(2).to_string()}")
+
+
+if __name__ == "__main__":
+    names = sys.argv[1:] or list(RESULTS)
+    unknown = [n for n in names if n not in RESULTS and f"tiny_{n}" not in RESULTS]
+    if unknown:
+        sys.exit(f"unknown result(s) {unknown}; choose from {sorted(RESULTS)}")
+    for n in names:
+        make(n if n in RESULTS else f"tiny_{n}")
