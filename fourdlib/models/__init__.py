@@ -19,6 +19,7 @@ __all__ = ["METHODS", "get_method", "load_model"]
 METHODS = {
     "dynatok": "fourdlib.models.dynatok",
     "c4g": "fourdlib.models.c4g",
+    "native4d_vae": "fourdlib.models.native4d_vae",
 }
 
 

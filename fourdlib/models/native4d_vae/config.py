@@ -10,9 +10,12 @@ from dataclasses import dataclass
 from ...train import runs
 from ...train.loop import TrainConfig
 
-__all__ = ["Native4DVAEConfig", "CONFIGS", "config_table", "LAMBDAS"]
+__all__ = ["Native4DVAEConfig", "CONFIGS", "config_table", "LAMBDAS", "BLOCKS"]
 
 LAMBDAS = (1, 2, 4)  # temporal ratios the STD/STU blocks take (the paper: "from 1 to 4")
+# how the STD/STU blocks mix tokens: the paper's 4D window attention, or its "w/o ST-Attn"
+# ablation (table 1, row 2): a 3D spatial sparse conv then a 1D temporal conv (model.ConvMix)
+BLOCKS = ("attention", "conv")
 
 @dataclass(frozen=True)
 class Native4DVAEConfig:
@@ -28,6 +31,8 @@ class Native4DVAEConfig:
     window: int = 4             # spatial window side, in cells of the coarse grid of each STD/STU block
     stem_down: int = 1          # spatial-only stride-2 sparse convs before the STD stack (eq. 12)
     num_std: int = 1            # STD blocks (eq. 13), mirrored by as many STU blocks (eq. 15)
+    block: str = "attention"    # token mixing in STD/STU: "attention" (4D windows, the paper) or
+                                # "conv" (decoupled 3D spatial + 1D temporal sparse conv, its ablation)
     temporal_ratio: int = 4     # largest lambda; each batch uses the largest of 1, 2, 4 up to it
                                 # that divides every sequence's frame count (`choose_lambda`)
     latent_channels: int = 8    # C': channels of the dense KL latent (eq. 14)
@@ -56,6 +61,8 @@ class Native4DVAEConfig:
                 raise ValueError(f"Native4DVAEConfig.{name} must be a positive int, got {v!r}")
         if not (isinstance(self.warmup_steps, int) and self.warmup_steps >= 0):
             raise ValueError(f"Native4DVAEConfig.warmup_steps must be an int >= 0, got {self.warmup_steps!r}")
+        if self.block not in BLOCKS:
+            raise ValueError(f"Native4DVAEConfig.block must be one of {BLOCKS}, got {self.block!r}")
         if self.temporal_ratio not in LAMBDAS or isinstance(self.temporal_ratio, bool):
             raise ValueError(f"Native4DVAEConfig.temporal_ratio must be one of {LAMBDAS}, got {self.temporal_ratio!r}")
         if self.train_frames % self.temporal_ratio:
@@ -98,7 +105,9 @@ class Native4DVAEConfig:
 # stem down-sampling), 64^3 latent tokens (so two STD blocks), temporal ratio up to 4, loss
 # weights (1, 1, 0.5, 1, 0.001). Not in the paper, so ours: widths, heads, window side, latent
 # channels, frames per sequence, render size, steps. tiny is sized for a 2-core CPU (32^3, 8
-# frames), smoke for seconds, small for one GPU.
+# frames; about 1.1 s of CPU per step on one thread, so 2000 steps in about 40 min), smoke for
+# seconds, small for one GPU. Batch 1 everywhere, as the paper trains: fourdlib.train.runs hands
+# the loop no collate_fn, and torch's default collate takes one voxel sequence at a time.
 _COLUMNS = ("resolution", "train_frames", "render_size", "stem_channels", "dim", "heads", "window",
             "stem_down", "num_std", "temporal_ratio", "latent_channels", "steps", "batch_size", "lr",
             "warmup_steps")
@@ -106,7 +115,7 @@ _TABLE = {
     #          R    M   img  C0  D    heads win stem std lam  C'  steps    batch lr    warm-up
     "smoke": (16,  2,  16,  8,  16,  2,    2,  1,   1,  2,   4,  20,      1,    1e-3, 2),
     "tiny":  (32,  8,  32,  32, 64,  4,    4,  1,   1,  4,   8,  2000,    1,    1e-3, 100),
-    "small": (64,  8,  64,  32, 128, 4,    4,  1,   2,  4,   8,  30_000,  4,    5e-4, 1000),
+    "small": (64,  8,  64,  32, 128, 4,    4,  1,   2,  4,   8,  30_000,  1,    5e-4, 1000),
     "full":  (512, 16, 256, 64, 512, 8,    8,  1,   2,  4,   16, 200_000, 1,    1e-4, 2000),
 }
 CONFIGS: dict[str, Native4DVAEConfig] = {name: Native4DVAEConfig(**dict(zip(_COLUMNS, row, strict=True)))

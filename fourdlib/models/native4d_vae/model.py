@@ -16,6 +16,9 @@
       -> heads: tanh colour, sigmoid occupancy (eq. 17)
     loss (sec. 3.4): BCE + Dice (final and pruning stage), colour MSE, rendering loss
     through fourdlib.render.voxels, KL; weights (1, 1, 0.5, 1, 0.001)
+    training data: VoxelSequenceDataset / make_dataset (a dataset folder's depth videos as
+    voxels, windows of cfg.train_frames frames), one sequence per step (`as_batch`)
+    ablation "w/o ST-Attn" (table 1, row 2; cfg.block = "conv"): ConvMix in STD / STU
 
 How we read what the paper leaves open (and why)
 ------------------------------------------------
@@ -28,6 +31,18 @@ How we read what the paper leaves open (and why)
   lambda for the stack); the LAST STU block mirrors it. Groups are then global: with every
   sequence's frame count a multiple of lambda, global frame f belongs to group f // lambda.
 - Spatial ratio gamma = 2 (what the sparse conv supports); a larger gamma is a stack of blocks.
+- "w/o ST-Attn" (table 1, row 2): the paper says only that the attention module is replaced
+  by "a decoupled structure consisting of 3D spatial and 1D temporal convolutions". We keep
+  everything else of STD / STU (strided conv, 4D encoding, the merge over lambda frames /
+  the copy to lambda frames, the up-conv) and replace only the window attention by
+  `ConvMix`: a 3^3 submanifold sparse conv within each frame, then a kernel-3 conv along
+  time at each cell (taps t-1, t, t+1 of the same sequence; a missing neighbour is zero),
+  then an FFN, each pre-norm with a residual. So the ablation differs in how tokens meet,
+  not in what is compressed: STD's conv variant sees the fine tokens only through the
+  strided conv, its attention sees them directly.
+- Batches: torch's default collate cannot stack sequences of different voxel counts, and
+  fourdlib.train.runs passes the loop no collate_fn, so the course trains one sequence per
+  step (the paper's batch size too); `collate` packs several for hand-written loops.
 - 4D positional encoding (eq. 2): sinusoids of x, y, z, t, D/4 channels each (the 3D
   variant extended by t), added to the tokens. Positions are in FINEST-grid cells: a
   cell's index times its stride, which is eq. 2's gamma x-hat for the coarse tokens, so a
@@ -72,6 +87,7 @@ How we read what the paper leaves open (and why)
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -87,7 +103,9 @@ from ...sparse import (SparseConv3d, SparseConvTranspose3d, SparseTensor, coord_
 from ...train.distributed import unwrap
 from .config import LAMBDAS, Native4DVAEConfig
 
-__all__ = ["Native4DVAE", "STD", "STU", "choose_lambda", "sequence_item", "collate", "loss", "reconstruct",
+__all__ = ["Native4DVAE", "STD", "STU", "ConvMix", "VoxelSequenceDataset", "make_dataset", "as_batch", "voxel_item",
+           "window_item", "frame_cameras", "merge_frames", "expand_frames", "temporal_neighbours",
+           "choose_lambda", "sequence_item", "collate", "loss", "reconstruct",
            "bce_dice", "kl_divergence", "occupied_at", "occupancy_iou", "child_sites", "select_sites",
            "pos_enc_4d", "window_attention"]
 
@@ -105,17 +123,55 @@ def sequence_item(seq, resolution: int, render_size: int, view: int = 0, method:
     origin (T, 3), voxel_size (T,) of the grid (repeated per frame, so `collate` is a cat).
     """
     vox = sequence_voxels(seq, resolution=resolution, method=method)
-    T = vox.num_frames
-    colors = vox.colors if vox.colors is not None else np.full((len(vox.coords), 3), 0.5, np.float32)
+    return voxel_item(vox, *frame_cameras(seq, render_size, view))
+
+
+def frame_cameras(seq, render_size: int, view: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(world_to_cam (T, 4, 4), K (T, 3, 3) scaled to render_size^2 images) of a Sequence4D's view."""
     H, W = seq.depth.shape[2:4]
     K = torch.as_tensor(seq.intrinsics[:, view], dtype=torch.float32).clone()   # (T, 3, 3)
     K[:, 0] *= render_size / W
     K[:, 1] *= render_size / H
-    return {"coords": torch.from_numpy(vox.coords).long(), "colors": torch.from_numpy(colors).float(),
-            "world_to_cam": invert_rigid(torch.as_tensor(seq.cam_to_world[:, view], dtype=torch.float32)),
-            "K": K, "origin": torch.as_tensor(vox.origin, dtype=torch.float32).expand(T, 3).clone(),
-            "voxel_size": torch.full((T,), float(vox.voxel_size[0])),
+    return invert_rigid(torch.as_tensor(seq.cam_to_world[:, view], dtype=torch.float32)), K
+
+
+def voxel_item(vox, world_to_cam: torch.Tensor, K: torch.Tensor) -> dict:
+    """`sequence_item`'s tensors from voxels already made (a data.voxels.SequenceVoxels, one
+    cubic grid) and one camera per frame: world_to_cam (T, 4, 4), K (T, 3, 3) in pixels of
+    the render size."""
+    T = vox.num_frames
+    colors = vox.colors if vox.colors is not None else np.full((len(vox.coords), 3), 0.5, np.float32)
+    return {"coords": torch.as_tensor(np.asarray(vox.coords)).long(),
+            "colors": torch.as_tensor(np.asarray(colors, np.float32)).float(),
+            "world_to_cam": torch.as_tensor(world_to_cam, dtype=torch.float32).reshape(T, 4, 4),
+            "K": torch.as_tensor(K, dtype=torch.float32).reshape(T, 3, 3),
+            "origin": torch.as_tensor(np.asarray(vox.origin), dtype=torch.float32).expand(T, 3).clone(),
+            "voxel_size": torch.full((T,), float(np.asarray(vox.voxel_size).reshape(-1)[0])),
             "num_frames": torch.tensor([T])}
+
+
+def window_item(item: dict, start: int, length: int) -> dict:
+    """Frames [start, start + length) of one `sequence_item`, renumbered from 0 (same grid)."""
+    T = int(item["num_frames"][0])
+    if not (0 <= start and length >= 1 and start + length <= T):
+        raise ValueError(f"window_item: frames [{start}, {start + length}) are not within the {T} frames")
+    t = item["coords"][:, 0]
+    rows = (t >= start) & (t < start + length)
+    coords = item["coords"][rows].clone()
+    coords[:, 0] -= start
+    per_frame = {k: item[k][start:start + length] for k in ("world_to_cam", "K", "origin", "voxel_size")}
+    return {"coords": coords, "colors": item["colors"][rows], **per_frame, "num_frames": torch.tensor([length])}
+
+
+def as_batch(batch: dict) -> dict:
+    """A `collate` batch as it is; one `sequence_item` as torch's default DataLoader collate
+    delivers it (batch size 1: a leading dimension of 1 on every tensor) without that dimension."""
+    if batch["coords"].dim() == 3:
+        if batch["coords"].shape[0] != 1:
+            raise ValueError("as_batch: items stacked by the default collate must come one at a time "
+                             "(batch_size=1); use collate() for several sequences")
+        return {k: v[0] for k, v in batch.items()}
+    return batch
 
 
 def collate(items: list[dict]) -> dict:
@@ -143,6 +199,75 @@ def frame_times(num_frames: torch.Tensor) -> torch.Tensor:
     start = F.pad(num_frames.cumsum(0), (1, 0))[:-1]
     f = torch.arange(int(num_frames.sum()), device=num_frames.device)
     return (f - torch.repeat_interleave(start, num_frames)).float()
+
+
+class VoxelSequenceDataset(torch.utils.data.Dataset):
+    """The sequences of a dataset folder as coloured voxels (`sequence_item`: depth video ->
+    mesh -> voxels on one grid per sequence, view 0's camera), voxelised once and cached.
+
+    train=True: a window of `frames` consecutive frames from a random start (torch's global
+    RNG, so a seeded run and its resume replay it); train=False: the first `frames` frames
+    (None: the whole sequence), the same every time. Items are single sequences (num_frames
+    (1,)); `collate` packs several, and `as_batch` takes the default collate's batch of one.
+    """
+
+    def __init__(self, folder, split: str | None = None, *, resolution: int, render_size: int,
+                 frames: int | None = None, train: bool = True, method: str = "mesh", cache: bool = True):
+        from ...data.dataset import read_manifest
+
+        self.folder, self.split = Path(folder), split
+        entries = read_manifest(folder)["sequences"]
+        if split is not None:
+            entries = [e for e in entries if e["split"] == split]
+        if not entries:
+            have = sorted({e["split"] for e in read_manifest(folder)["sequences"]})
+            raise ValueError(f"{folder}: no sequences for split={split!r} (splits here: {have})")
+        if frames is not None and not (isinstance(frames, int) and frames >= 1):
+            raise ValueError(f"frames must be None or an int >= 1, got {frames!r}")
+        self.entries, self.frames, self.train, self.method, self.cache = entries, frames, train, method, cache
+        self.resolution, self.render_size = resolution, render_size
+        self._items: dict[int, dict] = {}
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def sequence(self, i: int):
+        """The whole Sequence4D behind item i, read from disk."""
+        from ...data.sequence import Sequence4D
+
+        return Sequence4D.load(self.folder / self.entries[i]["file"])
+
+    def full_item(self, i: int) -> dict:
+        """Item i's whole sequence as `sequence_item` (cached when cache=True)."""
+        if i in self._items:
+            return self._items[i]
+        item = sequence_item(self.sequence(i), self.resolution, self.render_size, method=self.method)
+        if self.cache:
+            self._items[i] = item
+        return item
+
+    def __getitem__(self, i: int) -> dict:
+        item = self.full_item(i)
+        T = int(item["num_frames"][0])
+        S = T if self.frames is None else self.frames
+        if S > T:
+            raise ValueError(f"{self.entries[i]['file']}: {T} frames, fewer than the window of {S}")
+        start = int(torch.randint(0, T - S + 1, ())) if self.train and T > S else 0
+        return item if S == T else window_item(item, start, S)
+
+
+def make_dataset(cfg: Native4DVAEConfig, folder, split: str | None = None, train: bool = True, **options):
+    """The VoxelSequenceDataset this config trains on (train=True: windows of cfg.train_frames
+    frames, random starts) or evaluates on (train=False: whole sequences). options go to
+    VoxelSequenceDataset (e.g. method="points", the table-4 ablation's naive voxels)."""
+    if train and cfg.batch_size != 1:
+        # fourdlib.train.runs hands the dataset to the loop without a collate_fn, and torch's
+        # default collate cannot stack sequences of different voxel counts
+        raise ValueError(f"Native4DVAEConfig.batch_size={cfg.batch_size}: the run machinery batches with torch's "
+                         "default collate, which takes one voxel sequence at a time; use batch_size=1 (the paper's)")
+    frames = cfg.train_frames if train else options.pop("frames", None)
+    return VoxelSequenceDataset(folder, split, resolution=cfg.resolution, render_size=cfg.render_size,
+                                frames=frames, train=train, **options)
 
 
 # ======================================================================================
@@ -239,36 +364,67 @@ class WindowBlock(nn.Module):
 
 
 class STD(nn.Module):
-    """Frames (b = global frame) at stride s -> groups of lam frames (b = frame // lam) at stride 2s."""
+    """Frames (b = global frame) at stride s -> groups of lam frames (b = frame // lam) at stride 2s.
 
-    def __init__(self, dim: int, heads: int, window: int, mlp_ratio: float, max_period: float):
+    block="attention" (the paper): coarse queries attend to the fine + coarse tokens of their 4D
+    window (eqs. 4-5). block="conv" (its "w/o ST-Attn" ablation): the coarse tokens are mixed by
+    a 3D spatial sparse conv then a 1D temporal conv (`ConvMix`) instead; the strided conv, the
+    4D encoding and the merge over lam frames are the same, so only the mixing differs."""
+
+    def __init__(self, dim: int, heads: int, window: int, mlp_ratio: float, max_period: float,
+                 block: str = "attention"):
         super().__init__()
-        self.dim, self.window, self.max_period = dim, window, max_period
+        self.dim, self.window, self.max_period, self.kind = dim, window, max_period, block
         self.down = SparseConv3d(dim, dim, kernel_size=2, stride=2)
-        self.block = WindowBlock(dim, heads, mlp_ratio)
+        if block == "attention":
+            self.block = WindowBlock(dim, heads, mlp_ratio)
+        else:
+            self.mix = ConvMix(dim, mlp_ratio)
 
     def forward(self, x: SparseTensor, t: torch.Tensor, lam: int) -> SparseTensor:
         """x: (P, D) over F frames; t (F,) frame times; lam divides F (and each sequence)."""
         if x.batch_size % lam:
             raise ValueError(f"STD: {x.batch_size} frames are not a multiple of lambda={lam}")
         xc = self.down(x)                                                               # eq. 1: (Pc, D), stride 2s
-        fine = x.feats + pos_enc_4d(x.coords[:, 1:], x.stride, t[x.coords[:, 0]], self.dim, self.max_period)
         coarse = xc.feats + pos_enc_4d(xc.coords[:, 1:], xc.stride, t[xc.coords[:, 0]], self.dim, self.max_period)
+        if self.kind == "conv":                                                         # ablation: 3D conv, 1D conv
+            return merge_frames(xc, self.mix(xc.replace_feats(coarse), t), lam)
+        fine = x.feats + pos_enc_4d(x.coords[:, 1:], x.stride, t[x.coords[:, 0]], self.dim, self.max_period)
         # eq. 3-4: window = (group of lam frames, cube of window^3 coarse cells); fine tokens by their parent
         gq, gf = xc.coords[:, :1] // lam, x.coords[:, :1] // lam                     # (Pc, 1), (P, 1)
         q_win = torch.cat([gq, xc.coords[:, 1:] // self.window], 1)                  # (Pc, 4)
         f_win = torch.cat([gf, x.coords[:, 1:] // (2 * self.window)], 1)             # (P, 4)
         h = self.block(coarse, q_win, torch.cat([fine, coarse]), torch.cat([f_win, q_win]))  # eq. 5: (Pc, D)
-        # eq. 6: average the lam frames' tokens at each coarse cell -> one token set per group
-        cells = torch.cat([gq, xc.coords[:, 1:]], 1)                                  # (Pc, 4)
-        keys = coord_keys(cells, coords_bounds(cells), check=False)
-        uniq, inv = torch.unique(keys, return_inverse=True)                           # sorted: by group first
-        coords = cells.new_zeros(len(uniq), 4).index_copy_(0, inv, cells)
-        count = torch.bincount(inv, minlength=len(uniq)).to(h.dtype)[:, None]
-        feats = h.new_zeros(len(uniq), h.shape[1]).index_add_(0, inv, h) / count
-        G = x.batch_size // lam
-        offsets = F.pad(torch.bincount(coords[:, 0], minlength=G).cumsum(0), (1, 0))
-        return SparseTensor(coords, feats, offsets, xc.stride, validate=False)
+        return merge_frames(xc, h, lam)                                               # eq. 6
+
+
+def merge_frames(xc: SparseTensor, h: torch.Tensor, lam: int) -> SparseTensor:
+    """Eq. 6: average the tokens h (Pc, D) of the lam frames of a group at each cell of xc
+    (b = frame) -> one token set per group (b = frame // lam), sorted by group."""
+    cells = torch.cat([xc.coords[:, :1] // lam, xc.coords[:, 1:]], 1)                 # (Pc, 4)
+    keys = coord_keys(cells, coords_bounds(cells), check=False)
+    uniq, inv = torch.unique(keys, return_inverse=True)                               # sorted: by group first
+    coords = cells.new_zeros(len(uniq), 4).index_copy_(0, inv, cells)
+    count = torch.bincount(inv, minlength=len(uniq)).to(h.dtype)[:, None]
+    feats = h.new_zeros(len(uniq), h.shape[1]).index_add_(0, inv, h) / count
+    G = xc.batch_size // lam
+    offsets = F.pad(torch.bincount(coords[:, 0], minlength=G).cumsum(0), (1, 0))
+    return SparseTensor(coords, feats, offsets, xc.stride, validate=False)
+
+
+def expand_frames(x: SparseTensor, t: torch.Tensor, lam: int, dim: int, max_period: float):
+    """Eq. 7: each group token (b = group) copied to its lam frames lam j + k with the 4D
+    encoding of its output time t (F,). Returns (y: the copies sorted by frame, feats =
+    token + encoding; base (rows of y): the token without the encoding)."""
+    k = torch.arange(lam, device=x.coords.device)
+    frame = (x.coords[:, :1] * lam + k).reshape(-1)                                   # (P * lam,) frame lam j + k
+    cells = x.coords[:, 1:].repeat_interleave(lam, 0)                                 # (P * lam, 3)
+    base = x.feats.repeat_interleave(lam, 0)                                          # (P * lam, D)
+    q = base + pos_enc_4d(cells, x.stride, t[frame], dim, max_period)                 # eq. 7
+    order = torch.argsort(frame, stable=True)                                         # rows sorted by frame
+    coords = torch.cat([frame[:, None], cells], 1)[order]
+    offsets = F.pad(torch.bincount(frame, minlength=x.batch_size * lam).cumsum(0), (1, 0))
+    return SparseTensor(coords, q[order], offsets, x.stride, validate=False), base[order]
 
 
 # ======================================================================================
@@ -277,12 +433,19 @@ class STD(nn.Module):
 
 
 class STU(nn.Module):
-    """Groups (b = group) at stride s -> frames (b = lam * group + k) on all children at stride s / 2."""
+    """Groups (b = group) at stride s -> frames (b = lam * group + k) on all children at stride s / 2.
 
-    def __init__(self, dim: int, out_dim: int, heads: int, window: int, mlp_ratio: float, max_period: float):
+    block="attention" (the paper): window attention among the expanded tokens (eqs. 8-9);
+    block="conv" (the "w/o ST-Attn" ablation): `ConvMix` on them instead (see STD)."""
+
+    def __init__(self, dim: int, out_dim: int, heads: int, window: int, mlp_ratio: float, max_period: float,
+                 block: str = "attention"):
         super().__init__()
-        self.dim, self.window, self.max_period = dim, window, max_period
-        self.block = WindowBlock(dim, heads, mlp_ratio)
+        self.dim, self.window, self.max_period, self.kind = dim, window, max_period, block
+        if block == "attention":
+            self.block = WindowBlock(dim, heads, mlp_ratio)
+        else:
+            self.mix = ConvMix(dim, mlp_ratio)
         self.up = SparseConvTranspose3d(dim, out_dim, kernel_size=2, stride=2)
 
     def forward(self, x: SparseTensor, t: torch.Tensor, lam: int) -> SparseTensor:
@@ -290,18 +453,59 @@ class STU(nn.Module):
         F_out = x.batch_size * lam
         if t.numel() != F_out:
             raise ValueError(f"STU: {x.batch_size} groups x lambda={lam} = {F_out} frames, but {t.numel()} times")
-        k = torch.arange(lam, device=x.coords.device)
-        frame = (x.coords[:, :1] * lam + k).reshape(-1)                               # (P * lam,) frame lam j + k
-        cells = x.coords[:, 1:].repeat_interleave(lam, 0)                             # (P * lam, 3)
-        base = x.feats.repeat_interleave(lam, 0)                                      # (P * lam, D)
-        q = base + pos_enc_4d(cells, x.stride, t[frame], self.dim, self.max_period)   # eq. 7
-        win = torch.cat([frame[:, None], cells // self.window], 1)                    # eq. 8: (frame, cube)
-        h = self.block(q, win, torch.cat([q, base]), torch.cat([win, win]))           # eq. 9
-        order = torch.argsort(frame, stable=True)                                     # rows sorted by frame
-        coords = torch.cat([frame[:, None], cells], 1)[order]
-        offsets = F.pad(torch.bincount(frame, minlength=F_out).cumsum(0), (1, 0))
-        y = SparseTensor(coords, h[order], offsets, x.stride, validate=False)
+        y, base = expand_frames(x, t, lam, self.dim, self.max_period)                # eq. 7
+        if self.kind == "conv":
+            h = self.mix(y, t)
+        else:
+            win = torch.cat([y.coords[:, :1], y.coords[:, 1:] // self.window], 1)    # eq. 8: (frame, cube)
+            h = self.block(y.feats, win, torch.cat([y.feats, base]), torch.cat([win, win]))  # eq. 9
+        y = y.replace_feats(h)
         return self.up(y, child_sites(y))                                             # eq. 10
+
+
+# ======================================================================================
+# The "w/o ST-Attn" ablation: decoupled 3D spatial + 1D temporal sparse convolution
+# ======================================================================================
+
+
+def temporal_neighbours(coords: torch.Tensor, t: torch.Tensor, offset: int) -> torch.Tensor:
+    """(P,) row of the site at (frame + offset, same cell) of the same sequence, -1 if none.
+    coords (P, 4) (global frame, i, j, k); t (F,) each global frame's index in its sequence
+    (frames of one sequence are consecutive, so frame + offset is in it iff its t differs by offset)."""
+    f = coords[:, 0] + offset
+    ok = (f >= 0) & (f < t.numel())
+    fc = f.clamp(0, t.numel() - 1)
+    ok &= t[fc] == t[coords[:, 0]] + offset
+    query = torch.cat([fc[:, None], coords[:, 1:]], 1)
+    bounds = coords_bounds(coords, query)
+    keys_sorted, order = torch.sort(coord_keys(coords, bounds, check=False))
+    row = lookup(keys_sorted, order, coord_keys(query, bounds, check=False))
+    return torch.where(ok, row, torch.full_like(row, -1))
+
+
+class ConvMix(nn.Module):
+    """The naive 4D operator the paper replaces: a 3^3 submanifold sparse conv within each
+    frame, then a kernel-3 conv along time at each cell (a neighbour frame without that
+    cell counts as zero), then an FFN; each pre-norm with a residual:
+        h = x + S(GELU(LN x)),  h = h + T(GELU(LN h)),  out = h + FFN(LN h)."""
+
+    def __init__(self, dim: int, mlp_ratio: float):
+        super().__init__()
+        self.norm_s, self.norm_t, self.norm_f = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.spatial = SparseConv3d(dim, dim, 3)
+        self.temporal = nn.ModuleList([nn.Linear(dim, dim, bias=o == 0) for o in (-1, 0, 1)])  # taps t-1, t, t+1
+        self.ffn = Mlp(dim, int(dim * mlp_ratio))
+
+    def forward(self, x: SparseTensor, t: torch.Tensor) -> torch.Tensor:
+        """x: (P, D), b = global frame; t (F,) frame times. Returns (P, D) in x's row order."""
+        h = x.feats + self.spatial(x.replace_feats(F.gelu(self.norm_s(x.feats)))).feats      # 3D spatial
+        a = F.gelu(self.norm_t(h))
+        mixed = self.temporal[1](a)
+        for o, lin in ((-1, self.temporal[0]), (1, self.temporal[2])):                     # 1D temporal
+            row = temporal_neighbours(x.coords, t, o)
+            mixed = mixed + lin(torch.where((row >= 0)[:, None], a[row.clamp(min=0)], torch.zeros_like(a)))
+        h = h + mixed
+        return h + self.ffn(self.norm_f(h))
 
 
 # ======================================================================================
@@ -349,7 +553,8 @@ class Native4DVAE(nn.Module):
         super().__init__()
         self.cfg = cfg
         C0, D, H, L, Cz = cfg.stem_channels, cfg.dim, cfg.heads, cfg.latent_resolution, cfg.latent_channels
-        blk = dict(heads=H, window=cfg.window, mlp_ratio=cfg.mlp_ratio, max_period=cfg.pe_max_period)
+        blk = dict(heads=H, window=cfg.window, mlp_ratio=cfg.mlp_ratio, max_period=cfg.pe_max_period,
+                   block=cfg.block)
         widths = [C0] * cfg.stem_down + [D]                                           # stem level widths
         # encoder
         self.enc_in = nn.Linear(9, C0)                                                # colour + Plücker
@@ -482,6 +687,7 @@ def loss(model, batch: dict, lam: int | None = None):
     the pruning stage's), the occupancy IoU at 0.5 and the number of decoded sites."""
     net = unwrap(model)
     cfg = net.cfg
+    batch = as_batch(batch)
     out = model(batch, lam=lam)
     gt, sites = batch["coords"], out["sites"]
     # 4D losses on the finest decoded sites
@@ -514,6 +720,6 @@ def reconstruct(model, batch: dict, lam: int | None = None, threshold: float = 0
     """Encode (latent mean) and decode with the model's own pruning: (coords (P, 4) (global
     frame, i, j, k) of the sites with occupancy > threshold, colours (P, 3) in [0, 1])."""
     net = unwrap(model)
-    out = net(batch, lam=lam, sample=False, gt_pruning=False)
+    out = net(as_batch(batch), lam=lam, sample=False, gt_pruning=False)
     keep = torch.sigmoid(out["occ_logit"]) > threshold
     return out["sites"].coords[keep], ((out["rgb"][keep] + 1) / 2).clamp(0, 1)
