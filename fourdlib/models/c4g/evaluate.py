@@ -1,9 +1,11 @@
 """Evaluate C4G (or the per-pixel baseline) by novel-view synthesis on held-out frames, with
-trivial references and a floor computed on the same frames.
+trivial references and a floor computed on the same frames; and by point tracking through
+its Gaussians and its lifted 4D feature field (second half of this file).
 
     data = make_dataset(cfg, course_data("scenes", "tiny"), "test", train=False)
     df = evaluate(model, data)               # one row per (sequence, held-out target frame)
     comparison_table({"C4G": df, "per-pixel": evaluate(pixel_model, data)})
+    tracking_table(model, data)              # 2D point tracking against GT tracks
 
 What is evaluated
 -----------------
@@ -56,16 +58,21 @@ import copy
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
+from einops import rearrange
 from tqdm.auto import tqdm
 
-from ...geometry.cameras import unproject_depth
+from ...data.tracks import point_tracks
+from ...geometry.cameras import project, unproject_depth
 from ...metrics import psnr, ssim
 from ...repro.frames import mean_by
 from ...train.distributed import unwrap
-from .model import ClipDataset, Gaussians, predict, render
+from .model import C4G, ClipDataset, Gaussians, lift_features, model_inputs, predict, render
 
 __all__ = ["REFERENCES", "TABLE_COLUMNS", "image_metrics", "nearest_input", "splat_pixels", "render_points",
-           "evaluate", "summarize", "comparison_table", "gap_table"]
+           "evaluate", "summarize", "comparison_table", "gap_table",
+           "TRACK_METHODS", "DELTAS", "compositing_weights", "carry_points", "nearest_colour", "match_features",
+           "track_points", "tracking_errors", "tracking_summary", "tracking_table"]
 
 
 def image_metrics(pred: torch.Tensor, gt: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -255,3 +262,335 @@ def gap_table(results: dict[str, pd.DataFrame], metric: str = "psnr", references
     out = pd.DataFrame(rows).T
     out.columns.name = "gap (frames)"
     return out
+
+
+# ======================================================================================
+# Point tracking through C4G's Gaussians and its lifted 4D feature field
+# ======================================================================================
+# A query is a pixel (u, v) of an INPUT frame t0 of a clip; a method predicts where the
+# surface point seen there is in frame t (any frame of the clip: inputs and held-out frames,
+# each with its own camera). Ground truth: fourdlib.data.tracks.point_tracks (the GT mesh
+# carried to frame t, projected, visible by a depth test against frame t's GT depth).
+# Positions are continuous pixel coordinates; the query pixel's centre is (u + 0.5, v + 0.5).
+#
+#   gaussians  the query's 3D point x (the input depth at the pixel, back-projected: t0 is an
+#              input frame, so its depth is model input) is carried by the Gaussians that
+#              make its colour: x_t = x + sum_n w_n (mu_n(t) - mu_n(t0)) / sum_n w_n, with
+#              w_n the compositing weights of the query pixel in camera t0 at time t0
+#              (`compositing_weights`), then projected into camera t. Anchoring on x rather
+#              than taking sum_n w_n mu_n(t) itself: Gaussians are extended, their weighted
+#              centre lies off the surface (behind it, beside a silhouette), and that bias
+#              would be an error even for a perfect motion; with the anchor t = t0 gives the
+#              query pixel exactly and only the Gaussians' MOTION is measured. Works for the
+#              per-pixel baseline too (each of its Gaussians also moves with t).
+#   features   the 4D feature field: the encoder's output tokens (B, S, P, D) lifted into the
+#              Gaussians by the last decoder layer's cross-attention (model.lift_features),
+#              splatted at time t into camera t (normalised by alpha, pixels with alpha >=
+#              0.5 only). The query's descriptor is the same field rendered at (t0, camera t0)
+#              at the query pixel; the prediction is the pixel of frame t with the highest
+#              cosine similarity (integer pixel centres). The descriptor comes from the field,
+#              not from frame t0's own token (bilinear on the patch grid): a single token and
+#              an attention-weighted mix of tokens are not comparable (tried on 8 held-out tiny
+#              scenes with a briefly trained model: delta_avg 0.00 with the frame's token,
+#              0.49 / 0.26 on static / moving points with the field's). Why the encoder tokens: no
+#              pretrained 2D backbone (DINO etc.) can be downloaded here, and they are the
+#              model's own per-frame, per-patch features, the very keys the attention weights
+#              index; colour would give 3 channels that the "colour" reference already uses.
+#              C4G only (the per-pixel baseline has no queries).
+#   static     reference: x reprojected into camera t, nothing moves (camera motion is known:
+#              an input of the model). On static surfaces this is exact.
+#   colour     reference: nearest colour, the pixel of frame t whose RGB is closest (squared
+#              distance) to the query pixel's RGB in frame t0; ties go to the pixel nearest the
+#              query pixel. It sees frame t's image, which the model does not for held-out t.
+#   zero       reference: zero motion, the query pixel itself.
+# `window` (half-size in pixels, None = the whole image) restricts the two matching methods
+# (features, colour) to pixels within window px of the query pixel in u and in v.
+#
+# Metrics (tracking_summary): end-point error in pixels (median, mean) and the fraction of
+# points within 1, 2, 4, 8 px and their mean delta_avg (TAP-Vid's <delta^x_avg; TAP-Vid
+# measures at 256 x 256 with thresholds 1 ... 16, we at the data's own size, e.g. 64 x 64,
+# which is stricter relative to the image), over (query, frame t != t0) pairs where the
+# point is visible in frame t (it is visible at t0 by construction). Predictions are clipped
+# to the image rectangle before the error is taken: a visible GT point is inside it, so this
+# only shortens errors, and a point carried behind the camera (whose projection means
+# nothing) costs at most the image diagonal instead of an unbounded mean. Points on moving
+# objects and on the static scene are reported apart: the queries are drawn per input frame,
+# up to `points_per_frame` from each group (moving objects cover ~1-5 % of a frame's pixels).
+
+TRACK_METHODS = {
+    "gaussians": "C4G's Gaussians: the query point carried by the motion of the Gaussians compositing it",
+    "features": "lifted 4D feature field (encoder tokens): best cosine match of the query's descriptor",
+    "static": "reference: back-project and reproject, nothing moves (camera motion only)",
+    "colour": "reference: nearest colour in frame t",
+    "zero": "reference: zero motion (the query pixel)",
+}
+DELTAS = (1, 2, 4, 8)  # px thresholds of the delta_avg accuracy
+
+
+def compositing_weights(g: Gaussians, K, cam_to_world, height: int, width: int, pixels, chunk: int = 256):
+    """Weights (Q, G) of each Gaussian in the colour of each query pixel: a pixel's image is
+    sum_n w_n c_n + (1 - alpha) background, w_n = alpha_n T_n, sum_n w_n = alpha.
+
+    g: one set of Gaussians (1, 1, G, ...) in world units; K (3, 3), cam_to_world (4, 4);
+    pixels (Q, 2) long (u, v) = (column, row). Rendered with one-hot colours (the identity,
+    `chunk` channels per pass), so the weights are the renderer's own (culling, early stop).
+    """
+    if g.means.dim() != 4 or g.means.shape[:2] != (1, 1):
+        raise ValueError(f"compositing_weights: one set of Gaussians (1, 1, G, ...) expected, got means "
+                         f"{tuple(g.means.shape)}")
+    pixels = torch.as_tensor(pixels).long()
+    _check_pixels(pixels, height, width)
+    G, like = g.count, g.means
+    K, c2w = torch.as_tensor(K).to(like)[None, None], torch.as_tensor(cam_to_world).to(like)[None, None]
+    out = []
+    for c0 in range(0, G, chunk):
+        n = min(chunk, G - c0)
+        onehot = torch.zeros(G, n, dtype=like.dtype, device=like.device)
+        onehot[c0:c0 + n] = torch.eye(n, dtype=like.dtype, device=like.device)  # Gaussian c0 + j -> channel j
+        img = render(g._replace(colors=onehot[None, None], features=onehot[None, None, :, :0]), K, c2w,
+                     height, width).image[0, 0]                              # (H, W, n)
+        out.append(img[pixels[:, 1].to(img.device), pixels[:, 0].to(img.device)])
+    return torch.cat(out, 1)                                                 # (Q, G)
+
+
+def carry_points(points, weights, means_from, means_to, min_alpha: float = 1e-3):
+    """Carry 3D points by the motion of the Gaussians that composite them:
+
+        x_t = x + sum_n w_n (mu_n(t) - mu_n(t0)) / sum_n w_n
+
+    points (Q, 3) at the query time; weights (Q, G) (`compositing_weights`); means_from (G, 3)
+    the Gaussians' centres at the query time, means_to (F, G, 3) at F other times.
+    Returns (F, Q, 3). A pixel no Gaussian covers (alpha < min_alpha) keeps its point.
+    """
+    alpha = weights.sum(1, keepdim=True)                                      # (Q, 1)
+    w = torch.where(alpha >= min_alpha, weights / alpha.clamp_min(min_alpha), torch.zeros_like(weights))
+    return points[None] + torch.einsum("qg,fgd->fqd", w, means_to - means_from[None])
+
+
+def _check_pixels(pixels: torch.Tensor, height: int, width: int) -> None:
+    if pixels.dim() != 2 or pixels.shape[1] != 2:
+        raise ValueError(f"query pixels must be (Q, 2) integer (u, v), got shape {tuple(pixels.shape)}")
+    bad = (pixels[:, 0] < 0) | (pixels[:, 0] >= width) | (pixels[:, 1] < 0) | (pixels[:, 1] >= height)
+    if bool(bad.any()):
+        raise ValueError(f"query pixel {pixels[bad][0].tolist()} (u, v) is outside the {width} x {height} image")
+
+
+def _best_pixel(cost: torch.Tensor, centre: torch.Tensor, window: int | None) -> torch.Tensor:
+    """Per query the pixel centre (u, v) of least cost (Q, H, W); ties (within 1e-7) go to the
+    pixel nearest `centre` (Q, 2); only pixels within `window` px (in u and v) of it if set."""
+    Q, H, W = cost.shape
+    v, u = torch.meshgrid(torch.arange(H, dtype=torch.float64) + 0.5, torch.arange(W, dtype=torch.float64) + 0.5,
+                          indexing="ij")
+    grid = torch.stack([u, v], -1).to(cost.device)                           # (H, W, 2) pixel centres
+    off = grid[None] - centre.to(grid)[:, None, None]                        # (Q, H, W, 2)
+    cost = cost.double()
+    if window is not None:
+        cost = torch.where(off.abs().amax(-1) <= window, cost, torch.full_like(cost, float("inf")))
+    tie = cost <= cost.flatten(1).amin(1)[:, None, None] + 1e-7
+    key = torch.where(tie, (off ** 2).sum(-1), torch.full_like(cost, float("inf")))
+    return grid.reshape(-1, 2)[key.flatten(1).argmin(1)].float()            # (Q, 2)
+
+
+def nearest_colour(query_rgb, image, centre, window: int | None = None) -> torch.Tensor:
+    """The nearest-colour reference: query_rgb (Q, 3), image (H, W, 3), centre (Q, 2) the query
+    pixels' centres -> (Q, 2) the centre of the pixel of least squared RGB distance."""
+    cost = ((image[None] - query_rgb[:, None, None]) ** 2).sum(-1)           # (Q, H, W)
+    return _best_pixel(cost, centre, window)
+
+
+def match_features(descriptors, field, valid, centre, window: int | None = None) -> torch.Tensor:
+    """Best cosine match of descriptors (Q, C) in a feature image field (H, W, C), over the
+    pixels where valid (H, W) (anywhere if none is): (Q, 2) pixel centres."""
+    d = F.normalize(descriptors.float(), dim=-1)
+    f = F.normalize(field.float(), dim=-1)
+    cost = 1 - torch.einsum("qc,hwc->qhw", d, f)                             # in [0, 2]
+    if bool(valid.any()):
+        cost = torch.where(valid[None], cost, torch.full_like(cost, 3.0))     # worse than any valid pixel
+    return _best_pixel(cost, centre, window)
+
+
+def _check_frames(frames, T: int, what: str) -> torch.Tensor:
+    frames = torch.as_tensor(frames)
+    if frames.dim() != 1 or frames.is_floating_point() or bool(((frames < 0) | (frames >= T)).any()):
+        raise ValueError(f"{what} must be a 1-D tensor of frame indices in 0 ... {T - 1}, got {frames.tolist()}")
+    return frames.long()
+
+
+@torch.no_grad()
+def track_points(model, views: dict, inputs, query_frame: int, pixels, frames, *, methods=None,
+                 window: int | None = None) -> dict[str, torch.Tensor]:
+    """Predicted positions of query pixels of one input frame in other frames, per method.
+
+    model: C4G (every method) or PixelGaussians (all but "features").
+    views: one sequence's frames as ClipDataset keeps them (dataset.sequences[i]): rgb
+      (T, H, W, 3), depth (T, H, W), K (T, 3, 3), cam_to_world (T, 4, 4), times (T,).
+    inputs (S,): the frames the model reads; query_frame: one of them.
+    pixels (Q, 2) long (u, v) of the query frame, each with depth > 0.
+    frames (F,): frames to predict the queries in (the query frame itself may be one).
+    methods: keys of TRACK_METHODS (default: all the model supports); window: see above.
+    Returns {method: (F, Q, 2) continuous pixel coordinates}.
+    """
+    net = unwrap(model)
+    T, H, W = views["depth"].shape
+    inputs = _check_frames(inputs, T, "inputs")
+    frames = _check_frames(frames, T, "frames")
+    if not (isinstance(query_frame, (int, np.integer)) and 0 <= query_frame < T):
+        raise ValueError(f"query_frame {query_frame!r} is not a frame of the sequence (0 ... {T - 1})")
+    if int(query_frame) not in inputs.tolist():
+        raise ValueError(f"query_frame {query_frame} is not one of the model's input frames {inputs.tolist()}: "
+                         "the query's 3D point comes from an input frame's depth")
+    pixels = torch.as_tensor(pixels)
+    if pixels.is_floating_point():
+        raise ValueError(f"query pixels must be integer (u, v), got {pixels.dtype}")
+    pixels = pixels.long()
+    _check_pixels(pixels, H, W)
+    t0 = int(query_frame)
+    depth0 = views["depth"][t0][pixels[:, 1], pixels[:, 0]]                   # (Q,)
+    if bool((depth0 <= 0).any()):
+        raise ValueError(f"query pixel {pixels[depth0 <= 0][0].tolist()} of frame {t0} has no depth: no 3D point "
+                         "to track")
+    supported = [m for m in TRACK_METHODS if m != "features" or isinstance(net, C4G)]
+    methods = supported if methods is None else list(methods)
+    for m in methods:
+        if m not in TRACK_METHODS:
+            raise ValueError(f"unknown tracking method {m!r}; choose from {list(TRACK_METHODS)}")
+        if m not in supported:
+            raise ValueError(f"tracking method {m!r} needs a C4G (query Gaussians), got {type(net).__name__}")
+    if window is not None and not (isinstance(window, int) and window >= 0):
+        raise ValueError(f"window must be None or an int >= 0 (pixels), got {window!r}")
+
+    K, c2w, rgb = views["K"].float(), views["cam_to_world"].float(), views["rgb"].float()
+    centre = pixels.float() + 0.5                                             # (Q, 2) query pixel centres
+    x0 = unproject_depth(views["depth"][t0], K[t0], c2w[t0])[pixels[:, 1], pixels[:, 0]]  # (Q, 3) world
+    out = {}
+    if "zero" in methods:
+        out["zero"] = centre[None].expand(len(frames), -1, -1).clone()
+    if "static" in methods:
+        out["static"] = project(x0[None].expand(len(frames), -1, -1), K[frames], c2w[frames])[0]
+    if "colour" in methods:
+        q_rgb = rgb[t0][pixels[:, 1], pixels[:, 0]]                           # (Q, 3)
+        out["colour"] = torch.stack([nearest_colour(q_rgb, rgb[f], centre, window) for f in frames.tolist()])
+    if not {"gaussians", "features"} & set(methods):
+        return {m: out[m] for m in methods}
+
+    device = next(net.parameters()).device
+    times = torch.cat([views["times"][t0:t0 + 1], views["times"][frames]])   # (1 + F,): the query time first
+    batch = {"rgb": rgb[inputs], "depth": views["depth"][inputs], "K": K[inputs], "cam_to_world": c2w[inputs],
+             "times": views["times"][inputs], "target_times": times}
+    batch = {k: v[None].to(device) for k, v in batch.items()}
+    was_training = net.training
+    net.eval()
+    try:
+        inp = model_inputs(batch)
+        if isinstance(net, C4G):
+            tokens = net.encoder(inp["x"], inp["times"])                      # (1, S, P, D)
+            g, A = net.decode(tokens, inp["target_times"], return_attention=True)
+        else:
+            g = net(inp["x"], inp["times"], inp["target_times"])
+        g = g.to_world(inp["center"], inp["scale"])                           # (1, 1 + F, G, ...) metres
+    finally:
+        if was_training:
+            net.train()
+    if "gaussians" in methods:
+        g0 = Gaussians(*(a[:, :1] for a in g))                                # the Gaussians at t0
+        w = compositing_weights(g0, K[t0], c2w[t0], H, W, pixels).cpu()       # (Q, G)
+        means = g.means[0].cpu()                                              # (1 + F, G, 3)
+        x_t = carry_points(x0, w, means[0], means[1:])                        # (F, Q, 3)
+        out["gaussians"] = project(x_t, K[frames], c2w[frames])[0]
+    if "features" in methods:
+        p = net.cfg.patch_size
+        feats = rearrange(tokens, "b s (h w) d -> b s h w d", h=H // p)       # the encoder's tokens as 2D maps
+        f = lift_features(A, feats, (H // p, W // p))                         # (1, N, D)
+        field_g = g._replace(colors=f[:, None].expand(-1, g.means.shape[1], -1, -1), features=f[:, None, :, :0]
+                             .expand(-1, g.means.shape[1], -1, -1))
+        cams = torch.cat([torch.tensor([t0]), frames])
+        r = render(field_g, K[cams][None].to(device), c2w[cams][None].to(device), H, W)
+        field = (r.image[0] / r.alpha[0, ..., None].clamp_min(1e-6)).cpu()   # (1 + F, H, W, D)
+        valid = (r.alpha[0] >= 0.5).cpu()
+        desc = field[0][pixels[:, 1], pixels[:, 0]]                           # (Q, D) the query's descriptors
+        out["features"] = torch.stack([match_features(desc, field[1 + i], valid[1 + i], centre, window)
+                                       for i in range(len(frames))])
+    return {m: out[m] for m in methods}
+
+
+@torch.no_grad()
+def tracking_errors(model, dataset, *, points_per_frame: int = 32, methods=None, window: int | None = None,
+                    clip_frames: int | None = None, input_frames: int | None = None,
+                    max_sequences: int | None = None, depth_tol: float = 0.02, seed: int = 0,
+                    progress: bool = True) -> pd.DataFrame:
+    """One row per (sequence, query, frame t) where the query's point is visible in frame t != t0.
+
+    dataset: a ClipDataset built with train=False (as for `evaluate`) whose sequences have GT
+    meshes (the synthetic generator's do). Each sequence's first clip: every input frame is a
+    query frame, with up to `points_per_frame` random pixels on moving objects (object_dynamic)
+    and as many on the rest (pixels with depth; numpy RNG seeded by (seed, sequence, frame));
+    every other frame of the clip is a target. clip_frames / input_frames: as in `evaluate`.
+    Columns: sequence, query_frame, frame, gap (|t - t0| in frames), u, v (query pixel), moving
+    (the query is on a moving object), gt_u, gt_v, and X_err (end-point error in pixels) for
+    each method X (see TRACK_METHODS).
+    """
+    clips = _clips(dataset, clip_frames, input_frames)
+    if not (isinstance(points_per_frame, int) and points_per_frame >= 1):
+        raise ValueError(f"points_per_frame must be an int >= 1, got {points_per_frame!r}")
+    if max_sequences is not None and not (isinstance(max_sequences, int) and max_sequences >= 1):
+        raise ValueError(f"max_sequences must be None or an int >= 1, got {max_sequences!r}")
+    n_seq = len(clips) if max_sequences is None else min(max_sequences, len(clips))
+    rows = []
+    for i in tqdm(range(n_seq), desc="tracking", disable=not progress, unit="seq"):
+        seq = clips.sequence(i)
+        inputs, _ = clips.frames(i)
+        clip = torch.arange(int(inputs[0]), int(inputs[0]) + clips.clip)     # the clip's frames (train=False: fixed)
+        moving_objects = (np.zeros(0, bool) if seq.object_dynamic is None else seq.object_dynamic)
+        for t0 in inputs.tolist():
+            every = point_tracks(seq, t0, frames=np.array([t0]))              # every pixel that sees a surface
+            moving = np.isin(every.instance, np.nonzero(moving_objects)[0])
+            rng = np.random.default_rng([seed, i, t0])
+            pick = np.concatenate([rng.permutation(np.nonzero(group)[0])[:points_per_frame]
+                                   for group in (moving, ~moving)])
+            pixels = every.pixels[pick]
+            targets = clip[clip != t0]
+            gt = point_tracks(seq, t0, pixels, targets.numpy(), depth_tol=depth_tol)
+            pred = track_points(model, clips.sequences[i], inputs, t0, torch.from_numpy(pixels), targets,
+                                methods=methods, window=window)
+            f_idx, q_idx = np.nonzero(gt.visible)                             # visible (frame, query) pairs
+            H, W = clips.sequences[i]["depth"].shape[1:]
+            size = np.array([W, H], np.float64)                               # (u, v) bounds of the image
+            cols = {f"{m}_err": np.linalg.norm(np.clip(uv.double().numpy()[f_idx, q_idx], 0, size)
+                                               - gt.uv[f_idx, q_idx], axis=-1)
+                    for m, uv in pred.items()}
+            rows.append(pd.DataFrame({
+                "sequence": i, "query_frame": t0, "frame": gt.frames[f_idx], "gap": np.abs(gt.frames[f_idx] - t0),
+                "u": pixels[q_idx, 0], "v": pixels[q_idx, 1], "moving": moving[pick][q_idx],
+                "gt_u": gt.uv[f_idx, q_idx, 0], "gt_v": gt.uv[f_idx, q_idx, 1], **cols}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def tracking_summary(errors: pd.DataFrame, by: str | None = None) -> pd.DataFrame:
+    """Per (points, method) [, by]: median and mean end-point error (px), the fraction within each
+    of DELTAS px, their mean delta_avg, and the number of (query, frame) pairs. points: "moving
+    objects" / "static scene" (the query's object; see `tracking_errors`). by: e.g. "gap"."""
+    methods = [c[:-4] for c in errors.columns if c.endswith("_err")]
+    if not methods:
+        raise ValueError("tracking_summary: no X_err columns (give it tracking_errors' table)")
+    if by is not None and by not in errors.columns:
+        raise ValueError(f"tracking_summary: no column {by!r} to group by; columns are {list(errors.columns)}")
+    out = []
+    for points, part in (("moving objects", errors[errors["moving"]]), ("static scene", errors[~errors["moving"]])):
+        groups = [(None, part)] if by is None else list(part.groupby(by))
+        for key, grp in groups:
+            for m in methods:
+                e = grp[f"{m}_err"].to_numpy()
+                within = {f"<{d} px": float((e < d).mean()) if len(e) else np.nan for d in DELTAS}
+                row = {"points": points, "method": m, **({} if by is None else {by: key}),
+                       "EPE median (px)": float(np.median(e)) if len(e) else np.nan,
+                       "EPE mean (px)": float(e.mean()) if len(e) else np.nan, **within,
+                       "delta_avg": float(np.mean(list(within.values()))), "pairs": len(e)}
+                out.append(row)
+    index = ["points", "method"] + ([] if by is None else [by])
+    return pd.DataFrame(out).set_index(index)
+
+
+def tracking_table(model, dataset, *, by: str | None = None, **kwargs) -> pd.DataFrame:
+    """`tracking_summary` of `tracking_errors(model, dataset, **kwargs)`: per-method tracking
+    metrics on moving objects and on the static scene, the references beside the model."""
+    return tracking_summary(tracking_errors(model, dataset, **kwargs), by=by)

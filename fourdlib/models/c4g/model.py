@@ -13,6 +13,9 @@ top to bottom.
          -> Gaussians (B, V, N, ...) for the V target times
       -> back to world units, splat into each target camera; L1 on RGB
          (+ depth)                                                         loss, render
+      -> (no training) the last decoder layer's cross-attention A (B, N, S*P)
+         pools any per-frame 2D features into the N Gaussians: a 4D
+         feature field                                                     lift_features
 
 What C4G replaces, built here as the baseline on the same encoder: pixel-aligned Gaussians
 (`PixelGaussians`), one per (stride x stride) pixels of EVERY input frame, so their number
@@ -21,10 +24,13 @@ pixel-aligned Gaussian only knows its own frame, so the same surface is duplicat
 frame and each copy must be moved to the target time on its own (ghosts); a query gathers
 evidence of one piece of surface from every frame and moves it once.
 
-Not built here yet (the paper has them): the diffusion-based
-rendering enhancement and the feature decoder that reuses the attention for feature lifting.
-`feature_dim` > 0 already gives every Gaussian extra channels that `render(features=True)`
-splats, which is where lifted features will go.
+Not built here (the paper has it): the diffusion-based rendering enhancement. Feature
+lifting is built training-free: `C4G.decode(..., return_attention=True)` also returns the
+last decoder layer's cross-attention (queries -> all frames' tokens, averaged over heads) and
+`lift_features` pools per-frame 2D features with it, f_n = sum_k A[n, k] F[k]; put them in
+`Gaussians.features` and `render(features=True)` splats them at any time and camera
+(the paper's learned feature decoder is not built; evaluate.py uses the field for point
+tracking). `feature_dim` > 0 gives every Gaussian extra learned channels of its own.
 
 Choices (ours; the project page gives no architecture details beyond its figure)
 --------------------------------------------------------------------------------
@@ -92,13 +98,14 @@ from ...data.sequence import FormatError, Sequence4D
 from ...geometry.cameras import camera_rays, invert_rigid, plucker, unproject_depth
 from ...geometry.normalize import median_center_scale
 from ...layers import Block, Mlp, TimestepEmbedder, frame_attention, global_attention
+from ...layers.attention import MultiHeadAttention
 from ...render.gaussians import Rendered, render_gaussians
 from ...train.distributed import unwrap
 from .config import C4GConfig
 
 __all__ = ["IN_CHANNELS", "ClipDataset", "make_dataset", "scene_normalization", "frame_inputs", "normalize_times",
-           "model_inputs", "Gaussians", "VideoEncoder", "C4G", "PixelGaussians", "build_model", "predict", "render",
-           "loss"]
+           "model_inputs", "Gaussians", "VideoEncoder", "attention_weights", "C4G", "lift_features", "PixelGaussians",
+           "build_model", "predict", "render", "loss"]
 
 IN_CHANNELS = 13          # rgb 3 + world point 3 + valid 1 + Plücker ray 6
 TIME_FREQ_DIM = 64        # sinusoids of the time embedding
@@ -133,6 +140,8 @@ class ClipDataset(torch.utils.data.Dataset):
       target_rgb (V, H, W, 3); target_depth (V, H, W); target_K (V, 3, 3);
       target_cam_to_world (V, 4, 4); target_times (V,); target_frames (V,); index ()
     The default DataLoader collate stacks them into a batch (a leading B).
+    `sequence(i)` gives item i's whole Sequence4D (meshes, masks, ...: for evaluation, e.g. GT
+    point tracks); only the views above are kept in memory.
     """
 
     def __init__(self, sources, clip_frames: int, input_frames: int, target_views: int, *, train: bool = True,
@@ -146,8 +155,10 @@ class ClipDataset(torch.utils.data.Dataset):
             entries = [e for e in read_manifest(folder)["sequences"] if split is None or e["split"] == split]
             if not entries:
                 raise ValueError(f"{folder}: no sequences for split={split!r}")
-            self.sequences = [_views(Sequence4D.load(folder / e["file"]), e["file"]) for e in entries]
+            self.sources = [folder / e["file"] for e in entries]      # paths: loaded again on demand
+            self.sequences = [_views(Sequence4D.load(f), f.name) for f in self.sources]
         else:
+            self.sources = list(sources)                                # the caller's Sequence4D objects
             self.sequences = [_views(s, f"sequence {i}") for i, s in enumerate(sources)]
         for i, seq in enumerate(self.sequences):
             if seq["rgb"].shape[0] < clip_frames:
@@ -155,6 +166,13 @@ class ClipDataset(torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return len(self.sequences)
+
+    def sequence(self, i: int) -> Sequence4D:
+        """The whole Sequence4D of item i (read again from its file when the dataset is a folder)."""
+        if not 0 <= i < len(self.sources):
+            raise IndexError(f"sequence {i} out of range for a dataset of {len(self.sources)}")
+        src = self.sources[i]
+        return src if isinstance(src, Sequence4D) else Sequence4D.load(src)
 
     def frames(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(inputs (S,), targets (V,)) frame indices of item i (random when train=True)."""
@@ -350,6 +368,54 @@ class VideoEncoder(nn.Module):
 # ======================================================================================
 
 
+def attention_weights(attn: MultiHeadAttention, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+    """The softmax weights (B, heads, Lq, Lk) that `attn(x, context)` applies to its values.
+
+    x (B, Lq, dim), context (B, Lk, kv_dim): the module's own inputs. The shared attention
+    (fourdlib.layers) runs SDPA, which never materialises the weights, so they are computed
+    here from the module's own q / k projections and qk-norms: softmax(q k^T / sqrt(d)).
+    Dense attention without mask or rotary embedding only (what C4G's decoder uses); the
+    tests check weights @ values through `attn.proj` against `attn(x, context)`.
+    """
+    if x.dim() != 3 or context.dim() != 3 or x.shape[0] != context.shape[0]:
+        raise ValueError(f"attention_weights: x (B, Lq, dim) and context (B, Lk, kv_dim) must share B, "
+                         f"got {tuple(x.shape)} and {tuple(context.shape)}")
+    if attn.rotary is not None:
+        raise ValueError("attention_weights: attention with a rotary embedding is not supported")
+    q = rearrange(attn.to_q(x), "b l (h d) -> b h l d", h=attn.heads)
+    k, _ = rearrange(attn.to_kv(context), "b l (two h d) -> two b h l d", two=2, h=attn.heads)
+    if attn.q_norm is not None:
+        q, k = attn.q_norm(q.float()).to(q.dtype), attn.k_norm(k.float()).to(k.dtype)
+    scores = torch.einsum("bhqd,bhkd->bhqk", q.float(), k.float()) / np.sqrt(attn.head_dim)
+    return scores.softmax(-1).to(q.dtype)                                # (B, heads, Lq, Lk)
+
+
+def lift_features(attention: torch.Tensor, feats: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """Per-frame 2D features -> one feature per query Gaussian: f_n = sum_k A[n, k] F[k].
+
+    attention (B, N, S*P): C4G.decode(..., return_attention=True)'s weights of each query
+      over the S frames' P = h*w patch tokens (rows sum to 1).
+    feats (B, S, Hf, Wf, C): any per-frame feature maps (the encoder's tokens, colours, a 2D
+      backbone's features) at the patch grid or an integer multiple of it; a finer map is
+      average-pooled to the grid first, so F[k] is the mean feature over patch k's pixels.
+    grid (h, w): the token grid, (H / patch_size, W / patch_size).
+    Returns (B, N, C). Rows of A sum to 1, so a constant map lifts to that constant.
+    """
+    h, w = grid
+    if feats.dim() != 5 or attention.dim() != 3 or feats.shape[0] != attention.shape[0]:
+        raise ValueError(f"lift_features: attention (B, N, S*P) and feats (B, S, Hf, Wf, C) must share B, "
+                         f"got {tuple(attention.shape)} and {tuple(feats.shape)}")
+    B, S, Hf, Wf, C = feats.shape
+    if attention.shape[2] != S * h * w:
+        raise ValueError(f"lift_features: attention covers {attention.shape[2]} tokens but feats have S = {S} "
+                         f"frames of a {h} x {w} grid ({S * h * w} tokens)")
+    if Hf % h or Wf % w:
+        raise ValueError(f"lift_features: feature maps of {Hf} x {Wf} are not a multiple of the {h} x {w} token grid")
+    pooled = F.avg_pool2d(rearrange(feats, "b s y x c -> (b s) c y x"), (Hf // h, Wf // w))  # (B*S, C, h, w)
+    tokens = rearrange(pooled, "(b s) c y x -> b (s y x) c", b=B)      # (B, S*P, C): the encoder's token order
+    return torch.einsum("bnk,bkc->bnc", attention.to(tokens.dtype), tokens)
+
+
 class C4G(nn.Module):
     """Video encoder + N learnable queries -> N Gaussians per target time (normalised units).
 
@@ -380,13 +446,30 @@ class C4G(nn.Module):
         there to match PixelGaussians.num_gaussians)."""
         return self.cfg.num_queries
 
-    def decode(self, tokens: torch.Tensor, target_times: torch.Tensor) -> Gaussians:
-        """tokens (B, S, P, D), target_times (B, V) in clip units -> Gaussians (B, V, N, ...)."""
+    def decode(self, tokens: torch.Tensor, target_times: torch.Tensor, *, return_attention: bool = False):
+        """tokens (B, S, P, D), target_times (B, V) in clip units -> Gaussians (B, V, N, ...).
+
+        return_attention=True: (Gaussians, A) with A (B, N, S*P) the LAST decoder layer's
+        cross-attention over all frames' tokens (frame-major, as `rearrange(tokens, "b s p d ->
+        b (s p) d")`), averaged over heads. The last layer because its queries have already
+        gathered (earlier layers) and shared out (self-attention) their surface, so it is the
+        attention closest to the h_n the heads decode; the first layer's queries are the same
+        learned vectors for every clip. Used by `lift_features`.
+        """
         B, V = target_times.shape
         context = rearrange(tokens, "b s p d -> b (s p) d")              # every frame's tokens
         h = self.queries.expand(B, -1, -1)                               # (B, N, D)
-        for blk in self.dec_blocks:
-            h = blk(h, context=context)
+        seen = {}                                                        # the last cross-attention's inputs
+        hook = None
+        if return_attention:  # a pre-hook sees exactly what the block passes to its cross-attention
+            hook = self.dec_blocks[-1].cross_attn.register_forward_pre_hook(
+                lambda module, args: seen.update(x=args[0], context=args[1]))
+        try:
+            for blk in self.dec_blocks:
+                h = blk(h, context=context)
+        finally:
+            if hook is not None:
+                hook.remove()
         h = self.dec_norm(h)
         shift, scales, quats, opacities, colors, features = _heads(self.head(h), self.cfg)
         canonical = self.anchors + shift                                 # (B, N, 3)
@@ -396,8 +479,12 @@ class C4G(nn.Module):
         def per_time(a):  # time-independent attributes, shared by the V target times (no copy)
             return a[:, None].expand(B, V, *a.shape[1:])
 
-        return Gaussians(canonical[:, None] + offset, per_time(quats), per_time(scales), per_time(opacities),
-                         per_time(colors), per_time(features))
+        g = Gaussians(canonical[:, None] + offset, per_time(quats), per_time(scales), per_time(opacities),
+                      per_time(colors), per_time(features))
+        if not return_attention:
+            return g
+        A = attention_weights(self.dec_blocks[-1].cross_attn, seen["x"], seen["context"]).mean(1)  # (B, N, S*P)
+        return g, A
 
     def forward(self, x: torch.Tensor, times: torch.Tensor, target_times: torch.Tensor) -> Gaussians:
         return self.decode(self.encoder(x, times), target_times)
