@@ -251,14 +251,13 @@ def add_train(sub):
     p.add_argument("method", choices=sorted(METHODS), help="one of: " + ", ".join(sorted(METHODS)))
     p.add_argument("--scale", default="tiny", choices=["smoke", "tiny", "small", "full"], help="config row")
     p.add_argument("--data", metavar="DIR", help="dataset folder (default: the course's synthetic --dataset)")
-    p.add_argument("--dataset", help="the method's course data set when neither --data nor --run is given "
-                                      "(dynatok: static, moving, creatures, scenes; c4g: scenes)")
+    p.add_argument("--dataset", help="the method's course data set (its course.DATASETS, e.g. dynatok's "
+                                      "creatures) when neither --data nor --run is given")
     p.add_argument("--split", default="train")
-    p.add_argument("--run", metavar="KEY", help="a course run by its key (dynatok: static_temporal, static_perframe, "
-                                              "creatures_temporal, creatures_perframe, moving_temporal, moving_perframe; "
-                                              "c4g: scenes_queries, scenes_pixels): data, steps, config "
-                                              "changes and the name <scale>_<KEY> come from the method's "
-                                              "course.RUNS, exactly as the notebooks ask for it")
+    p.add_argument("--run", metavar="KEY", help="a course run by its key in the method's course.RUNS (e.g. "
+                                              "dynatok static_temporal, c4g scenes_queries; an unknown key "
+                                              "lists them): data, steps, config changes and the name "
+                                              "<scale>_<KEY> come from there, exactly as the notebooks ask for it")
     p.add_argument("--name", help="run name: the one the notebook prints (e.g. tiny_static_temporal); "
                                   "required without --run")
     p.add_argument("--set", type=_assignment, action="append", default=[], metavar="FIELD=VALUE",

@@ -388,3 +388,20 @@ def test_show_flow_builds_coloured_arrows():
         viz.show_flow(o, v, values=err[:3])
     with pytest.raises(ValueError, match="empty"):
         viz.show_flow(np.zeros((0, 3)), np.zeros((0, 3)))
+
+
+def test_plot_images_grid_titles_and_bad_input():
+    import torch
+
+    from fourdlib.viz import plot_images
+    a, b = np.zeros((4, 5, 3)), torch.ones(4, 5, 3) * 2  # b out of range: clipped for display only
+    fig = plot_images({"GT": a, "ours": b, "third": a}, cols=2)
+    assert [ann.text for ann in fig.layout.annotations] == ["GT", "ours", "third"]
+    assert len(fig.data) == 3 and fig.data[1].z.max() == 255 and fig.data[0].z.max() == 0
+    assert fig.layout.height == 2 * 200 + 30          # two rows
+    with pytest.raises(ValueError, match="expected \\(H, W, 3\\)"):
+        plot_images([np.zeros((4, 5))])
+    with pytest.raises(ValueError, match="NaN"):
+        plot_images([np.full((2, 2, 3), np.nan)])
+    with pytest.raises(ValueError, match="2 titles for 1 images"):
+        plot_images([a], titles=["x", "y"])

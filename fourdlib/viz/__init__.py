@@ -7,7 +7,7 @@ from .html import find_chromium, save_html, screenshot_html
 from .k3d_views import (as_frames, auto_point_size, color_by, color_by_time, colormap, new_plot,
                         show_flow, show_gaussians, show_mesh, show_points, show_voxels,
                         side_by_side, to_numpy, voxel_mesh)
-from .plots import TEMPLATE, plot_bars, plot_curves
+from .plots import TEMPLATE, plot_bars, plot_curves, plot_images
 
 # Plotly figures carry both the JSON that JupyterLab draws and an HTML copy with plotly.js
 # inlined once per notebook, so executed notebooks exported to HTML by `fourd course`

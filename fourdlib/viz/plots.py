@@ -90,3 +90,44 @@ def plot_bars(df: Any, x: str, y: str, color: str | None = None, error_y: str | 
                  template=TEMPLATE, color_discrete_sequence=COLORS, text_auto=".3g")
     fig.update_layout(legend_title_text=color or "")
     return fig
+
+
+def plot_images(images: Any, titles: Sequence[str] | None = None, cols: int | None = None,
+                height: int = 200, title: str | None = None) -> go.Figure:
+    """RGB images in a grid, each with its title: rendered views beside the GT.
+
+    images: a dict {title: image} or a sequence of images; each (H, W, 3) in [0, 1] (a torch
+    tensor or an array; values outside [0, 1] are clipped for display only). titles: for a
+    sequence (default "0", "1", ...). cols: images per row (default all in one row).
+    height: pixels per row. Images may differ in size.
+    """
+    from plotly.subplots import make_subplots
+
+    if isinstance(images, dict):
+        if titles is not None:
+            raise ValueError("titles come from the dict's keys; pass a sequence of images to give them")
+        titles, images = list(images), list(images.values())
+    images = [np.asarray(im.detach().cpu() if hasattr(im, "detach") else im, dtype=np.float64) for im in images]
+    if not images:
+        raise ValueError("images is empty")
+    titles = [str(i) for i in range(len(images))] if titles is None else [str(t) for t in titles]
+    if len(titles) != len(images):
+        raise ValueError(f"{len(titles)} titles for {len(images)} images")
+    for t, im in zip(titles, images):
+        if im.ndim != 3 or im.shape[-1] != 3:
+            raise ValueError(f"image {t!r} has shape {im.shape}; expected (H, W, 3)")
+        if not np.isfinite(im).all():
+            raise ValueError(f"image {t!r} has NaN or inf values")
+    cols = len(images) if cols is None else int(cols)
+    if cols < 1:
+        raise ValueError(f"cols must be >= 1, got {cols}")
+    rows = -(-len(images) // cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.01,
+                        vertical_spacing=0.08 if rows > 1 else 0.0)
+    for i, im in enumerate(images):
+        fig.add_trace(go.Image(z=(im.clip(0, 1) * 255).round().astype(np.uint8)), row=i // cols + 1, col=i % cols + 1)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_layout(template=TEMPLATE, title=title, height=height * rows + (60 if title else 30),
+                      margin=dict(l=5, r=5, t=60 if title else 30, b=5))
+    return fig

@@ -13,7 +13,7 @@ COURSE_DATA gives its size per scale. The frames are square at the config's imag
 model itself runs at any size divisible by the patch; the course trains at the row's), and
 hold num_frames > clip_frames frames, so training clips start anywhere in a sequence. tiny:
 128 sequences of 16 frames at 64 x 64 (about 0.5 s and 2.5 MB per sequence on one core);
-training time is the config's (CONFIGS["tiny"]: 3000 steps, sized to fit in about an hour on
+training time is the config's (CONFIGS["tiny"]: 2000 steps, sized to fit in about an hour on
 2 CPU cores), not the data's. The folders are named "c4g_<name>_<scale>_seed<seed>", apart
 from DynaTok's "scenes_<scale>_seed<seed>": the two methods want other sizes of the same
 generator, and one folder asked for with two sizes would be generated again at every switch.
