@@ -144,11 +144,67 @@ def check_dynatok_tables(m):
     assert m["train_steps"] >= 1 and all(n >= 1 for n in m["frames_evaluated"].values())
 
 
+def check_c4g_gaussian_splatting(m):
+    # 1. one Gaussian from scratch: the library's covariances; J is the projection's derivative
+    assert max(m["cov3d_max_diff_library"], m["cov2d_max_diff_library"], m["jacobian_max_diff_autograd"]) < 1e-9
+    # the 0.3 px^2 low-pass term: a sub-pixel Gaussian slid across a pixel flickers without it, not with it
+    assert m["lowpass_variation_eps0"] > 0.9 and m["lowpass_variation_eps03"] < 0.1
+    # the footprint's area grows as 1/z^2 as the Gaussian comes closer; off the axis a ball stretches
+    far, mid, near = m["footprint_area_px2"].values()  # z = 4, 2, 1 m
+    assert far < mid < near and near / mid == pytest.approx(4, rel=0.03) and mid / far == pytest.approx(4, rel=0.03)
+    centre, half, edge = m["footprint_stretch_sideways"].values()
+    assert centre == pytest.approx(1) and 1.05 < half < edge
+    # EWA vs exactly projected samples: right in a narrow view, the tail escapes it in a wide one
+    shares = m["ewa_outside_share"]
+    gauss = shares["2D Gaussian (exact for a linear map)"]["3 sigma"]
+    narrow = next(v for k, v in shares.items() if k.startswith("narrow"))["3 sigma"]
+    wide = next(v for k, v in shares.items() if k.startswith("wide"))["3 sigma"]
+    assert narrow == pytest.approx(gauss, abs=0.002) and wide > 2 * gauss
+    # 2. the renderer written from scratch gives render_gaussians' and render_reference's image
+    assert m["scratch_vs_library_max_diff"] < 1e-5 and m["scratch_vs_reference_max_diff"] < 1e-5
+    # 3. gradient descent through the renderer fits the image, and beats one flat colour
+    fit = m["fit"]
+    assert fit["steps"] >= 1 and fit["psnr_end"] > fit["psnr_start"] + 5
+    assert fit["psnr_end"] > fit["psnr_mean_colour"] + 3
+    # 4. tiles: fewer pixel x Gaussian pairs than every Gaussian at every pixel, the same image
+    tiles = m["tiles"]
+    assert 0 < tiles["pairs_tiled"] < tiles["pairs_every_gaussian_every_pixel"]
+    assert tiles["max_image_change_tile_8_vs_16"] < 1e-5
+
+
+def check_c4g_query_gaussians(m):
+    assert m["gaussians_c4g"] < m["gaussians_per_pixel"]                 # the compact budget
+    # the target time moves positions only, deterministically
+    assert m["max_change_non_position_over_time"] == 0.0 and m["decode_repeat_max_diff"] == 0.0
+    assert m["max_position_change_over_time"] > 0
+    assert all(5 < v < 60 for v in m["novel_frame_psnr"].values())     # finite, not black images
+    assert 0 <= m["per_pixel_duplicated_fraction"] <= 1
+    gaps = m["gap_psnr"]
+    near, floor = gaps["nearest input frame (copied)"], gaps["floor: the target's own RGB-D pixels splatted"]
+    assert all(floor[g] > near[g] for g in near)                       # the GT's own pixels beat a copied frame
+
+
+def check_c4g_tables(m):
+    views = m["novel_views"]
+    assert views["C4G (query Gaussians)"]["Gaussians"] < views["per-pixel Gaussians"]["Gaussians"]
+    floor = views["floor: the target's own RGB-D pixels splatted"]["PSNR"]
+    assert floor > views["nearest input frame (copied)"]["PSNR"]
+    assert len(m["gap_psnr"]["C4G (query Gaussians)"]) >= 2           # the long clips reach more than one gap
+    tr = m["tracking"]
+    # reprojection with the known cameras is exact on the static scene: GT tracks and cameras agree
+    assert tr["static scene: static"]["delta_avg"] > 0.99
+    assert tr["static scene: zero"]["delta_avg"] < tr["static scene: static"]["delta_avg"]
+    assert all(0 <= row["delta_avg"] <= 1 for row in tr.values())
+
+
 CHECKS = {"00_4d_data": check_4d_data, "00_metrics": check_metrics,
           "01_dynatok_tokenization": check_dynatok_tokenization,
           "02_dynatok_latents": check_dynatok_latents,
           "03_dynatok_flow_matching": check_dynatok_flow_matching,
-          "04_dynatok_tables": check_dynatok_tables}
+          "04_dynatok_tables": check_dynatok_tables,
+          "05_c4g_gaussian_splatting": check_c4g_gaussian_splatting,
+          "06_c4g_query_gaussians": check_c4g_query_gaussians,
+          "07_c4g_tables": check_c4g_tables}
 
 
 @pytest.fixture(scope="module", autouse=True)
