@@ -197,6 +197,48 @@ def check_c4g_tables(m):
     assert all(0 <= row["delta_avg"] <= 1 for row in tr.values())
 
 
+def check_native4d_voxels(m):
+    # from scratch = library: back-projection, the points voxeliser (cells and mean colours), the depth-edge rule
+    assert m["backproject_max_diff_library"] < 1e-5
+    assert m["scratch_voxels_match_library"] == 1.0 and m["scratch_colour_max_diff_library"] < 1e-6
+    assert m["edge_rule_matches_library"] == 1.0 and 0 < m["faces"]["cut"] < m["faces"]["all"]
+    p = m["paths"]
+    mesh, nocut, naive = p["mesh (paper)"], p["mesh, no edge cut"], p["points (naive)"]
+    assert all(0 < v["coverage_seen_gt"] <= 1 for v in p.values())
+    # the naive path leaves holes: less of the GT surface the camera saw, fewer voxels, mesh-path cells left empty
+    assert naive["coverage_seen_gt"] < mesh["coverage_seen_gt"]
+    assert naive["voxels_per_frame"] < mesh["voxels_per_frame"]
+    assert mesh["mesh_cells_empty"] == 0 and naive["mesh_cells_empty"] > 0.1
+    # the edge cut removes the curtains: no mesh-path voxel off the GT surface, the uncut mesh has some
+    assert mesh["stray_voxels"] == 0 < nocut["stray_voxels"]
+    # finer voxels: the naive path's coverage collapses and ends below the mesh path's
+    cov = m["sweep_coverage"]
+    res = sorted(cov["points (naive)"], key=int)
+    assert cov["points (naive)"][res[-1]] < 0.5 * cov["points (naive)"][res[0]]
+    assert cov["mesh (paper)"][res[-1]] > cov["points (naive)"][res[-1]]
+    lay = m["layout"]  # the sparse tensor: offsets end at P, a few percent of the grid, far less memory
+    assert lay["last_offset"] == lay["sites"] and 0 < lay["occupancy"] < 0.05
+    assert lay["sparse_bytes"] < lay["dense_bytes"]
+
+
+def check_native4d_sparse_conv(m):
+    # from scratch = fourdlib's torch path = dense conv3d / conv_transpose3d at the sites, outputs and gradients
+    assert m["neighbour_map_matches_library"] == 1.0
+    for key in ("submanifold_max_diff", "down_max_diff", "up_max_diff"):
+        assert len(m[key]) == 2, key  # compared with the library and with the dense op
+        assert all(v < 1e-5 for d in m[key].values() for v in d.values()), key
+    assert 1 < m["mean_active_neighbours"] < 26
+    assert m["dense_nonzero_cells_over_sites"] > 1.5  # a dense conv dilates the surface; submanifold does not
+    assert 1 / 8 < m["coarse_over_fine_sites"] < 1 / 2  # a surface halves like an area, not like a volume
+    assert m["children_over_fine_sites"] > 1  # all 8 children of the coarse sites: more than the true sites
+    t = m["timing"]
+    assert t["float32_max_diff_dense"] < 1e-4
+    assert t["fourdlib: conv, cached map"] < t["dense conv3d, full grid"]  # ~1 % occupancy: sparse wins
+    assert 0 < m["occupancy"] < 0.05
+    mem = m["memory_MB_per_frame_at_full_resolution"]
+    assert mem["sparse, extended as R^2"] < mem["dense grid"] / 100
+
+
 CHECKS = {"00_4d_data": check_4d_data, "00_metrics": check_metrics,
           "01_dynatok_tokenization": check_dynatok_tokenization,
           "02_dynatok_latents": check_dynatok_latents,
@@ -204,7 +246,9 @@ CHECKS = {"00_4d_data": check_4d_data, "00_metrics": check_metrics,
           "04_dynatok_tables": check_dynatok_tables,
           "05_c4g_gaussian_splatting": check_c4g_gaussian_splatting,
           "06_c4g_query_gaussians": check_c4g_query_gaussians,
-          "07_c4g_tables": check_c4g_tables}
+          "07_c4g_tables": check_c4g_tables,
+          "08_native4d_voxels": check_native4d_voxels,
+          "09_native4d_sparse_conv": check_native4d_sparse_conv}
 
 
 @pytest.fixture(scope="module", autouse=True)
