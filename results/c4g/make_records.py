@@ -58,9 +58,8 @@ def make(name: str):
                            ("the union of input pixels", ours, "union_psnr")):
         won, n = _wins(ours, "pred_psnr", df, col)
         notes.append(f"C4G: higher PSNR than {other} on {won} of {n} sequences")
-    big = gaps.columns.max()
-    notes.append(f"PSNR at the largest gap ({big} frames): " + ", ".join(f"{k} {gaps.loc[k, big]:.2f} dB"
-                                                                         for k in gaps.index))
+    notes += [f"PSNR (dB) by gap {', '.join(str(g) for g in gaps.columns)} (frames to the nearest input): {k} "
+              + ", ".join(f"{gaps.loc[k, g]:.2f}" for g in gaps.columns) for k in gaps.index]
     S = inputs or cfg.input_frames
     caption = (f"{SCALE}, course scenes set, held-out split `test`: {len(data)} sequences, "
                f"{clip or cfg.clip_frames}-frame clips from {S} input frames, every other frame of the clip a "
