@@ -215,8 +215,15 @@ def test_evaluate_columns_references_and_tables(folder):
     np.testing.assert_allclose(df["floor_cd_l1_vox"], df["floor_cd_l1"] / df["voxel_size"])
     assert (df["floor_cd_l1_vox"] < 1).all()                       # voxel centres lie within a voxel of the surface
     table = ev.comparison_table({"untrained": df})
-    assert list(table.columns) == list(ev.TABLE_COLUMNS) and len(table) == 1 + len(ev.REFERENCES)
+    assert list(table.columns) == [*ev.TABLE_COLUMNS, "empty frames"] and len(table) == 1 + len(ev.REFERENCES)
     assert math.isclose(table.iloc[1]["CD-L1 (voxels)"], df["codec_cd_l1_vox"].mean())
+    # a frame decoded to no voxel: CD over the others, counted in "empty frames", never inf
+    one_empty = df.copy()
+    one_empty.loc[0, ["pred_voxels", "pred_cd_l1_vox"]] = [0, float("inf")]
+    one_empty.loc[1:, "pred_voxels"] = one_empty.loc[1:, "pred_voxels"].clip(lower=1)
+    row = ev.comparison_table({"m": one_empty}).loc["m"]
+    assert row["empty frames"] == 1 / len(df)
+    assert math.isclose(row["CD-L1 (voxels)"], one_empty.loc[1:, "pred_cd_l1_vox"].mean())
     by = ev.summarize(df, by="split")
     assert list(by.index) == ["unseen_individual"] and by["frames"].iloc[0] == 8
     with pytest.raises(ValueError, match="train=False"):

@@ -274,19 +274,30 @@ REFERENCES = {
 }
 
 
+def _table_row(df: pd.DataFrame, prefix: str) -> dict:
+    """Means over frames of one model or reference. A frame decoded to no voxel has an infinite
+    CD: CD is averaged over the frames with voxels, and "empty frames" says how many had none
+    (so one empty frame neither hides nor turns the whole column into inf)."""
+    row = {name: df[f"{prefix}_{col}"].mean() for name, col in TABLE_COLUMNS.items()}
+    empty = df[f"{prefix}_voxels"] == 0
+    row["CD-L1 (voxels)"] = df.loc[~empty, f"{prefix}_cd_l1_vox"].mean() if (~empty).any() else float("nan")
+    row["empty frames"] = float(empty.mean())
+    return row
+
+
 def comparison_table(results: dict[str, pd.DataFrame], references: bool = True) -> pd.DataFrame:
     """Rows: each model of `results` ({label: evaluate(...) frame table}, all on the same
     frames), then the reference rows (REFERENCES, from the first table); columns
-    TABLE_COLUMNS (means over frames, NaN skipped)."""
+    TABLE_COLUMNS (means over frames, NaN skipped; CD over the frames with at least one voxel)
+    and "empty frames" (the fraction of frames decoded to no voxel)."""
     if not results:
         raise ValueError("comparison_table: no results")
     first = next(iter(results.values()))
     for label, df in results.items():
         if len(df) != len(first) or not (df[["file", "frame"]].to_numpy() == first[["file", "frame"]].to_numpy()).all():
             raise ValueError(f"comparison_table: {label!r} was evaluated on other frames than {next(iter(results))!r}")
-    rows = {label: {name: df[f"pred_{col}"].mean() for name, col in TABLE_COLUMNS.items()}
-            for label, df in results.items()}
+    rows = {label: _table_row(df, "pred") for label, df in results.items()}
     if references:
         for label, prefix in REFERENCES.items():
-            rows[label] = {name: first[f"{prefix}_{col}"].mean() for name, col in TABLE_COLUMNS.items()}
-    return pd.DataFrame.from_dict(rows, orient="index")[list(TABLE_COLUMNS)]
+            rows[label] = _table_row(first, prefix)
+    return pd.DataFrame.from_dict(rows, orient="index")[[*TABLE_COLUMNS, "empty frames"]]
