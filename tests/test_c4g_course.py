@@ -11,13 +11,12 @@ import pandas as pd
 import pytest
 import torch
 
-from fourdlib.data.sequence import FormatError, Sequence4D
+from fourdlib.data.sequence import FormatError
 from fourdlib.data.synthetic import generate_dataset, make_scene_sequence
 from fourdlib.models import METHODS, get_method, load_model as load_any
-from fourdlib.models.c4g import (C4G, CONFIGS, C4GConfig, PixelGaussians, build_model, course, make_dataset,
+from fourdlib.models.c4g import (C4G, CONFIGS, PixelGaussians, build_model, course, make_dataset,
                                  render_novel)
 from fourdlib.models.c4g import evaluate as ev
-from fourdlib.train import runs
 
 SMOKE = CONFIGS["smoke"]
 
@@ -31,11 +30,7 @@ def folder(tmp_path_factory):
     return path
 
 
-@pytest.fixture(autouse=True)
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("FOURD_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(runs, "REPO_CHECKPOINTS", tmp_path / "repo_checkpoints")  # no committed runs here
-    return tmp_path / "cache"
+pytestmark = pytest.mark.usefixtures("cache")  # conftest: a fresh cache, no committed runs
 
 
 def _same_weights(a, b):
@@ -220,29 +215,3 @@ def test_fourd_infer_c4g_writes_the_held_out_frames(scene, tmp_path, capsys):
     assert main(["infer", "c4g", str(seq_path), "--checkpoint", str(ckpt), "--out", str(tmp_path / "o2"),
                  "--frames", "7"]) == 2
     assert "out of range" in capsys.readouterr().err
-
-
-COMMITTED = sorted((course.METHOD.committed_dir).glob("*.pt")) if course.METHOD.committed_dir.exists() else []
-
-
-@pytest.mark.skipif(not COMMITTED, reason="no checkpoints committed under checkpoints/c4g/")
-@pytest.mark.parametrize("path", COMMITTED, ids=[p.stem for p in COMMITTED])
-def test_committed_checkpoints_load_and_are_what_the_notebooks_ask_for(path):
-    """A committed run loads with today's code and has the identity the notebooks compute today
-    (else course_run would silently retrain it): name "<scale>_<key of RUNS>", that entry's
-    config, steps, seed and data, and its provenance."""
-    from fourdlib.train.checkpoint import load_checkpoint
-
-    model = course.load_model(path)
-    state = load_checkpoint(path)
-    scale, key = path.stem.split("_", 1)
-    assert key in course.RUNS, f"{path.name} is not a course run (RUNS has {sorted(course.RUNS)})"
-    expected, dataset, steps, _ = course.run_spec(key, scale)
-    assert model.cfg == expected, f"{path.name}: config differs from RUNS[{key!r}]; retrain and recommit it"
-    assert state["step"] == steps and state["seed"] == 0
-    kind, options = course.DATASETS[dataset]
-    data, size = state["data"], course.COURSE_DATA[scale]
-    assert (data["kind"], data["num_sequences"], data["num_frames"], data["maker_options"], data["split"]) == \
-        (kind, size["sequences"], size["num_frames"], options, "train")
-    for field in ("history", "train_seconds", "device", "commit"):
-        assert state[field], f"{path.name} lacks its provenance field {field!r}"

@@ -2,14 +2,12 @@
 checkpoints load (bit-identical weights), anything else trains."""
 import dataclasses
 import json
-from pathlib import Path
 
 import pytest
 import torch
 
 from fourdlib.data.synthetic import generate_dataset
 from fourdlib.models.dynatok import course as dt
-from fourdlib.train import runs
 from fourdlib.models.dynatok import CONFIGS
 
 
@@ -21,11 +19,7 @@ def folder(tmp_path_factory):
     return path
 
 
-@pytest.fixture(autouse=True)
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("FOURD_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(runs, "REPO_CHECKPOINTS", tmp_path / "repo_checkpoints")  # no committed runs here
-    return tmp_path / "cache"
+pytestmark = pytest.mark.usefixtures("cache")  # conftest: a fresh cache, no committed runs
 
 
 def _same_weights(a, b):
@@ -131,37 +125,3 @@ def test_fourd_train_run_takes_the_course_table(cache, capsys, monkeypatch):
     assert "--name" in capsys.readouterr().err
     assert main(["train", "dynatok", "--scale", "smoke", "--name", "x"]) == 2   # which data?
     assert "--dataset" in capsys.readouterr().err
-
-
-COMMITTED = sorted((Path(__file__).resolve().parents[1] / "checkpoints" / "dynatok").glob("*.pt"))
-
-
-@pytest.mark.skipif(not COMMITTED, reason="no checkpoints committed under checkpoints/dynatok/")
-@pytest.mark.parametrize("path", COMMITTED, ids=[p.stem for p in COMMITTED])
-def test_committed_checkpoints_load_and_are_what_the_notebooks_ask_for(path):
-    """A committed run loads with today's code, and its identity is the one the notebooks
-    compute today (else they would silently retrain instead of loading it): its name is
-    "<scale>_<key of course.RUNS>" and its config, steps and data are that entry's."""
-    from fourdlib.models.dynatok import load_model
-    from fourdlib.train.checkpoint import load_checkpoint
-
-    model = load_model(path)
-    state = load_checkpoint(path)
-    scale, key = path.stem.split("_", 1)
-    assert key in dt.RUNS, f"{path.name} is not a course run (RUNS has {sorted(dt.RUNS)})"
-    expected, dataset, steps, _ = dt.run_spec(key, scale)
-    how_to_sample = {k: getattr(expected, k) for k in dt.METHOD.inference_fields}  # not part of a run
-    assert dataclasses.replace(model.cfg, **how_to_sample) == expected, \
-        f"{path.name}: config differs from what RUNS[{key!r}] asks for; retrain and recommit it"
-    assert state["step"] == steps and state["seed"] == 0
-    kind, options = dt.DATASETS[dataset]
-    size = dt.COURSE_DATA[scale]
-    data = state["data"]
-    assert (data["kind"], data["num_sequences"], data["num_frames"], data["maker_options"], data["split"]) == \
-        (kind, size["sequences"], size["num_frames"], options, "train")
-    for key in ("history", "train_seconds", "device", "commit"):
-        assert state[key], f"{path.name} lacks its provenance field {key!r}"
-    # it runs: a forward pass on a random window gives finite velocities
-    x = torch.rand(1, 2, expected.input_points, 3) * 2 - 1
-    v, _ = model(x, torch.rand(1, 2, 16, 3), torch.rand(1, 2))
-    assert torch.isfinite(v).all()

@@ -36,7 +36,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from fourdlib.repro import records as rec_mod

@@ -18,7 +18,6 @@ from fourdlib.models.native4d_vae import (CONFIGS, Native4DVAE, as_batch, collat
 from fourdlib.models.native4d_vae import evaluate as ev
 from fourdlib.models.native4d_vae import infer
 from fourdlib.models.native4d_vae.model import temporal_neighbours
-from fourdlib.train import runs
 
 SMOKE = CONFIGS["smoke"]
 
@@ -33,11 +32,7 @@ def folder(tmp_path_factory):
     return path
 
 
-@pytest.fixture(autouse=True)
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("FOURD_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(runs, "REPO_CHECKPOINTS", tmp_path / "repo_checkpoints")  # no committed runs here
-    return tmp_path / "cache"
+pytestmark = pytest.mark.usefixtures("cache")  # conftest: a fresh cache, no committed runs
 
 
 @pytest.fixture(scope="module")

@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import math
 import re
+import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from .records import RECORD_SUFFIX, describe_data, read_record
 
-__all__ = ["RESULTS_DIR", "result_names", "result_path", "render", "check_text", "update_text"]
+__all__ = ["RESULTS_DIR", "result_names", "result_path", "render", "check_text", "update_text", "make_main"]
 
 RESULTS_DIR = Path(__file__).resolve().parents[2] / "results"
 _BLOCK = re.compile(r"<!-- result: (?P<name>[\w./-]+) -->\n(?P<body>.*?)<!-- /result -->", re.S)
@@ -99,3 +101,15 @@ def check_text(text: str, root: Path = RESULTS_DIR) -> list[str]:
 def update_text(text: str, root: Path = RESULTS_DIR) -> str:
     """The document with every result block rewritten from its record."""
     return _BLOCK.sub(lambda m: f"<!-- result: {m['name']} -->\n{render(m['name'], root)}<!-- /result -->", text)
+
+
+def make_main(results: Iterable[str], make: Callable[[str], None], argv: list[str] | None = None) -> None:
+    """The command line of a results/<method>/make_records.py: make every result named on the
+    command line (a name with or without its "tiny_" prefix), or all of `results` when none is."""
+    results = list(results)
+    names = (sys.argv[1:] if argv is None else argv) or results
+    unknown = [n for n in names if n not in results and f"tiny_{n}" not in results]
+    if unknown:
+        sys.exit(f"unknown result(s) {unknown}; choose from {sorted(results)}")
+    for n in names:
+        make(n if n in results else f"tiny_{n}")

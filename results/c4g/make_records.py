@@ -19,13 +19,12 @@ target's own pixels splatted as a floor). Nothing here is tuned on these sequenc
 """
 from __future__ import annotations
 
-import sys
 import time
 
 from fourdlib import repro
 from fourdlib.models.c4g import course_data, course_run, make_dataset
 from fourdlib.models.c4g.evaluate import comparison_table, evaluate, gap_table, tracking_errors, tracking_summary
-from fourdlib.repro.results import RESULTS_DIR, render
+from fourdlib.repro.results import RESULTS_DIR, make_main, render
 
 SCALE, SEED = "tiny", 0
 MODELS = {"C4G (query Gaussians)": "scenes_queries", "per-pixel Gaussians (same encoder)": "scenes_pixels"}
@@ -107,9 +106,4 @@ def make_tracking(name, runs, data, start):
 
 
 if __name__ == "__main__":
-    names = sys.argv[1:] or list(RESULTS)
-    unknown = [n for n in names if n not in RESULTS and f"tiny_{n}" not in RESULTS]
-    if unknown:
-        sys.exit(f"unknown result(s) {unknown}; choose from {sorted(RESULTS)}")
-    for n in names:
-        make(n if n in RESULTS else f"tiny_{n}")
+    make_main(RESULTS, make)

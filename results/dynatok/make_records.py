@@ -12,13 +12,12 @@ and their settings were fixed before this script first evaluated them.
 """
 from __future__ import annotations
 
-import sys
 import time
 
 from fourdlib import repro
 from fourdlib.models.dynatok import course_data, course_run, make_dataset
 from fourdlib.models.dynatok.evaluate import comparison_table, evaluate, per_sequence_wins
-from fourdlib.repro.results import RESULTS_DIR, render
+from fourdlib.repro.results import RESULTS_DIR, make_main, render
 from fourdlib.train.checkpoint import load_checkpoint
 
 SCALE, SEED = "tiny", 0
@@ -98,9 +97,4 @@ def make(name: str):
 
 
 if __name__ == "__main__":
-    names = sys.argv[1:] or list(RESULTS)
-    unknown = [n for n in names if n not in RESULTS and f"tiny_{n}" not in RESULTS]
-    if unknown:
-        sys.exit(f"unknown result(s) {unknown}; choose from {sorted(RESULTS)}")
-    for n in names:
-        make(n if n in RESULTS else f"tiny_{n}")
+    make_main(RESULTS, make)

@@ -63,10 +63,6 @@ Choices the paper leaves open (ours, and why)
 """
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
-from pathlib import Path
-
 import torch
 from einops import rearrange
 from torch import nn

@@ -39,7 +39,9 @@ class Native4DVAEConfig:
     pe_max_period: float = 1000.0  # slowest period of the 4D sinusoidal encoding, in finest cells / frames
     # ---- early pruning (eq. 16)
     prune_logit: float = -0.5   # keep a site when its occupancy LOGIT > tau (= sigmoid > 0.378)
-    prune_with_gt: bool = True  # training keeps GT-occupied sites too (teacher forcing of the structure)
+    prune_with_gt: bool = False  # True: training also keeps GT-occupied sites (teacher forcing of the
+                                # structure); off, because the fine stage then never learns the
+                                # incomplete structure inference gives it (see model.py)
     # ---- loss weights (eq. 22): beta_1..5 = bce, dice, rgb, render, kl
     w_bce: float = 1.0
     w_dice: float = 1.0

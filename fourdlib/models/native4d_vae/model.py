@@ -67,9 +67,11 @@ How we read what the paper leaves open (and why)
   what pruning wants (a pruned site cannot come back; a kept empty one is rejected by the
   final head). cfg.prune_logit holds it. The pruning head's bias starts at -2 (about the
   share of occupied children), so an untrained decoder prunes most sites instead of
-  keeping all of them. Training also keeps the GT-occupied sites (cfg.prune_with_gt:
-  teacher forcing of the structure, so the fine stage always sees the true surface and
-  learns to reject the predicted extras); inference prunes on the prediction alone.
+  keeping all of them. Training prunes on the prediction too, as inference does
+  (cfg.prune_with_gt = False). Teacher forcing (also keeping every GT-occupied site while
+  training) looks kinder but fails: the fine stage's sparse convs then always see the complete
+  structure, and on the sparser structure its own pruning leaves they decode almost nothing
+  (a few voxels a frame). The option is kept for that comparison.
   Pruning happens before EVERY decoder up-conv (stem_down of them; one in every CONFIGS row,
   as the paper prunes once, at 256^3 of 512^3).
 - Camera (eq. 11): view 0 of each frame (the frame's RGB-D camera), ray from its centre o
@@ -86,7 +88,6 @@ How we read what the paper leaves open (and why)
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -552,7 +553,7 @@ class Native4DVAE(nn.Module):
     def __init__(self, cfg: Native4DVAEConfig):
         super().__init__()
         self.cfg = cfg
-        C0, D, H, L, Cz = cfg.stem_channels, cfg.dim, cfg.heads, cfg.latent_resolution, cfg.latent_channels
+        C0, D, H, Cz = cfg.stem_channels, cfg.dim, cfg.heads, cfg.latent_channels
         blk = dict(heads=H, window=cfg.window, mlp_ratio=cfg.mlp_ratio, max_period=cfg.pe_max_period,
                    block=cfg.block)
         widths = [C0] * cfg.stem_down + [D]                                           # stem level widths
@@ -647,7 +648,8 @@ def bce_dice(logit: torch.Tensor, target: torch.Tensor, num_positive: int | None
     """Eq. 18-19 on one site set: (BCE, Dice). num_positive: every GT-occupied cell, also
     those missing from the site set (default: the positives among the sites)."""
     target = target.to(logit.dtype)
-    bce = F.binary_cross_entropy_with_logits(logit, target)
+    # an empty site set (everything pruned) has no BCE term, and Dice 1: nothing found
+    bce = F.binary_cross_entropy_with_logits(logit, target) if logit.numel() else logit.sum()
     p = torch.sigmoid(logit)
     n_pos = target.sum() if num_positive is None else num_positive
     dice = 1 - (2 * (p * target).sum() + eps) / (p.sum() + n_pos + eps)
