@@ -20,6 +20,8 @@ METHODS = {
     "dynatok": "fourdlib.models.dynatok",
     "c4g": "fourdlib.models.c4g",
     "native4d_vae": "fourdlib.models.native4d_vae",
+    "com4d": "fourdlib.models.com4d",
+    "any4d": "fourdlib.models.any4d",
 }
 
 

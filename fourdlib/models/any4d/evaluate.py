@@ -1,0 +1,128 @@
+"""Any4D's evaluation: scene flow (EPE, APD, τ) and video depth (AbsRel, δ < 1.25) on
+held-out clips, beside two trivial flow references, metric and GT-scale-aligned apart.
+
+    rows = evaluate(model, dataset)        # one row per (clip, method), a DataFrame
+    summary(rows)                          # mean per method
+
+Flow is scored on the reference view's valid pixels (GT depth > 0) for views 1..N-1 (view
+0's flow is zero by definition), all pixels and moving-object pixels ("_dyn" columns),
+in metres in the reference camera's frame (fourdlib.metrics.flow):
+  epe   mean ||M_pred - M_gt||.
+  apd   mean over δ in {0.1, 0.3, 0.5, 1.0} m of the share with error <= δ (St4RTrack's
+        thresholds; Any4D's are not in the text we have).
+  tau   the share of points whose relative error is below 3 %, on POINTS AFTER MOTION:
+        ||(X0 + M_pred) - (X0 + M_gt)|| / ||X0 + M_gt|| < 0.03 with X0 the GT reference point
+        (reference-camera frame). The paper's exact τ is not public; this is MapAnything's
+        inlier ratio at 1.03 (see fourdlib.metrics.flow), applied to points after motion
+        because raw flow is zero on static points. The error is the flow error, the
+        denominator the point's distance to the reference camera.
+Depth: metric z-depth s · D · r_z against GT over every view (abs_rel, delta1), and the
+same after per-clip median scaling to the GT ("_aligned"; a separate number, never mixed
+with the metric one). Flow with the GT-consistent scale in place of the predicted one
+(s* = z_gt / z_pred) is "epe_aligned".
+
+Trivial references (rows "zero flow", "depth difference"):
+  zero flow         M = 0: every static pixel is exact; what a model must beat on moving ones.
+  depth difference  the GT reference point projected into view i with the GT pose and
+                    intrinsics, moved to the GT depth of view i at that pixel (nearest),
+                    along view i's ray: only motion along view i's line of sight is
+                    recovered; 0 where the point leaves the image or meets no depth.
+"""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import torch
+from torch.utils.data import default_collate
+
+from ...geometry.cameras import project, unproject_depth
+from ...metrics.depth import depth_metrics
+from ...metrics.flow import apd, epe3d, inlier_ratio
+from .model import gt_factors, model_inputs, predict
+
+__all__ = ["zero_flow", "depth_difference_flow", "flow_scores", "evaluate", "summary"]
+
+
+def zero_flow(batch: dict) -> torch.Tensor:
+    """The zero-flow reference, (B, N, H, W, 3)."""
+    return torch.zeros_like(batch["flow"])
+
+
+def depth_difference_flow(batch: dict) -> torch.Tensor:
+    """The depth-difference reference (module docstring), (B, N, H, W, 3), metres."""
+    depth, K, c2w = batch["depth"], batch["K"], batch["cam_to_world"]
+    B, N, H, W = depth.shape
+    x0 = unproject_depth(depth[:, 0], K[:, 0], c2w[:, 0]).reshape(B, 1, H * W, 3).expand(B, N, H * W, 3)
+    uv, z = project(x0, K, c2w)                                            # (B, N, H*W, 2), (B, N, H*W)
+    col, row = uv[..., 0].floor().long(), uv[..., 1].floor().long()
+    inside = (z > 0) & (col >= 0) & (col < W) & (row >= 0) & (row < H)
+    idx = (row.clamp(0, H - 1) * W + col.clamp(0, W - 1))
+    d_i = torch.gather(depth.reshape(B, N, H * W), 2, idx)                 # GT depth of view i at that pixel
+    ok = inside & (d_i > 0) & (depth[:, :1].reshape(B, 1, H * W) > 0)
+    # the same continuous pixel in view i at depth d_i: x0 moved along view i's ray
+    cam = torch.linalg.solve(K, torch.cat([uv, torch.ones_like(z)[..., None]], -1).transpose(-1, -2))
+    xi_cam = cam.transpose(-1, -2) * d_i[..., None]                        # (B, N, H*W, 3), z = d_i
+    xi = xi_cam @ c2w[..., :3, :3].transpose(-1, -2) + c2w[..., None, :3, 3]
+    flow = torch.where(ok[..., None], xi - x0, torch.zeros_like(x0))
+    return flow.reshape(B, N, H, W, 3)
+
+
+def flow_scores(pred: torch.Tensor, batch: dict, b: int = 0) -> dict:
+    """epe, apd, tau (+ "_dyn" on moving pixels; NaN where there are none) of clip b's flow
+    pred (B, N, H, W, 3) against batch["flow"] (module docstring)."""
+    gt, valid, dyn = batch["flow"][b, 1:], batch["flow_valid"][b], batch["dynamic"][b]
+    N1 = gt.shape[0]
+    x0 = unproject_depth(batch["depth"][b, 0], batch["K"][b, 0], batch["cam_to_world"][b, 0])  # (H, W, 3)
+    x0 = x0.expand(N1, *x0.shape)
+    p = pred[b, 1:]
+    out = {}
+    for suffix, mask in (("", valid), ("_dyn", valid & dyn)):
+        m = mask.expand(N1, *mask.shape)
+        if not bool(m.any()):
+            out.update({f"epe{suffix}": math.nan, f"apd{suffix}": math.nan, f"tau{suffix}": math.nan})
+            continue
+        out[f"epe{suffix}"] = epe3d(p, gt, m)
+        out[f"apd{suffix}"] = apd(p, gt, m)
+        out[f"tau{suffix}"] = inlier_ratio(x0 + p, x0 + gt, m)
+    return out
+
+
+@torch.no_grad()
+def evaluate(model, dataset, *, keep=None, max_items: int | None = None, references: bool = True) -> pd.DataFrame:
+    """One row per (clip, method) over the first max_items clips of `dataset` (a ViewDataset,
+    train=False for fixed clips): method "Any4D" (inputs `keep`, default all of the model's),
+    then "zero flow" and "depth difference" when references=True. Columns: clip, method,
+    epe, apd, tau (+ _dyn), epe_aligned, abs_rel, delta1, abs_rel_aligned, delta1_aligned,
+    scale_log_err (|log s / s*|; model rows only)."""
+    model = model.eval()
+    cfg = model.cfg
+    keep = ("rgb",) + cfg.extra_inputs if keep is None else tuple(keep)
+    rows = []
+    n = len(dataset) if max_items is None else min(max_items, len(dataset))
+    for i in range(n):
+        batch = default_collate([dataset[i]])
+        out = predict(model, batch, keep)
+        gt = gt_factors(batch, model_inputs(batch), cfg.motion)
+        valid = gt["valid"]
+        z_pred = (out["points_n"].norm(dim=-1) * valid).sum((1, 2, 3)) / valid.sum((1, 2, 3)).clamp_min(1)
+        s_star = gt["z"] / z_pred.clamp_min(1e-6)                          # GT-consistent scale
+        aligned = s_star[:, None, None, None, None] * out["flow_n"]
+        row = {"clip": i, "method": "Any4D", **flow_scores(out["flow"], batch),
+               "epe_aligned": flow_scores(aligned, batch)["epe"],
+               "scale_log_err": float((out["scale"] / s_star).log().abs()[0])}
+        metric = depth_metrics(out["zdepth"][0], batch["depth"][0])
+        al = depth_metrics(out["zdepth"][0], batch["depth"][0], align="median")
+        row.update(abs_rel=metric["abs_rel"], delta1=metric["delta1"], abs_rel_aligned=al["abs_rel"],
+                   delta1_aligned=al["delta1"])
+        rows.append(row)
+        if references:
+            rows.append({"clip": i, "method": "zero flow", **flow_scores(zero_flow(batch), batch)})
+            rows.append({"clip": i, "method": "depth difference", **flow_scores(depth_difference_flow(batch), batch)})
+    return pd.DataFrame(rows)
+
+
+def summary(rows: pd.DataFrame) -> pd.DataFrame:
+    """Mean of every score per method (NaN-skipping), methods in their first-seen order."""
+    order = list(dict.fromkeys(rows["method"]))
+    return rows.drop(columns="clip").groupby("method", sort=False).mean().reindex(order)
