@@ -14,7 +14,9 @@ dx/dt = v(x, t) from t = 0 to 1 (`integrate`: Euler, midpoint, Heun or RK4).
 
 Why it suits point clouds (DynaTok): every point is one sample of the shape's surface
 distribution, so points need no correspondence and any number of them can be drawn.
-COM4D's rectified flow over latents is the same code with a Gaussian prior.
+COM4D's rectified flow over latents is the same code with a Gaussian prior;
+`integrate_per_latent` runs the ODE with one time per latent (diffusion forcing: clean
+history latents start at t = 1 and stay exactly as they are).
 
 `empirical_velocity` is the exact minimiser when the data distribution is a finite set of
 points: what a network would learn with infinite capacity. It is the "known answer" the
@@ -33,7 +35,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 __all__ = ["PRIORS", "TIME_DISTRIBUTIONS", "METHODS", "sample_prior", "sample_time", "interpolate",
-           "target_velocity", "flow_matching_loss", "integrate", "empirical_velocity"]
+           "target_velocity", "flow_matching_loss", "integrate", "integrate_per_latent", "empirical_velocity"]
 
 PRIORS = ("uniform", "gaussian")
 TIME_DISTRIBUTIONS = ("uniform", "logit_normal")
@@ -155,6 +157,47 @@ def integrate(velocity_fn: Callable, x0: torch.Tensor, steps: int, method: str =
             k3 = f(x + 0.5 * h * k2, t + 0.5 * h)
             k4 = f(x + h * k3, t + h)
             x = x + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+        if return_path:
+            path.append(x)
+    return torch.stack(path) if return_path else x
+
+
+def integrate_per_latent(velocity_fn: Callable, x: torch.Tensor, t_start: torch.Tensor, steps: int,
+                         method: str = "euler", *, t_end: float = 1.0, return_path: bool = False,
+                         progress: bool = False):
+    """`integrate` with one time per latent (diffusion forcing): latent i moves from its own
+    t_start[i] to t_end in `steps` equal steps of its own length (t_end - t_start[i]) / steps.
+
+    x (..., d) with t_start of a prefix shape of x (e.g. (B, O, F) for latents (B, O, F, K, C)).
+    velocity_fn(x, t) gets t of t_start's shape (every latent's current time). A latent that
+    starts at t_end (clean history in this module's convention, t = 1 is data) has a step of
+    zero and is returned bit for bit unchanged. method: "euler" or "heun".
+    Returns x at t_end, or with return_path=True all (steps + 1, *x.shape) states.
+    """
+    _check_choice(method, "method", ("euler", "heun"))
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    t_start = torch.as_tensor(t_start, device=x.device, dtype=torch.float64 if x.dtype == torch.float64 else torch.float32)
+    _expand(t_start, x)  # checks the shape
+    if bool((t_start > t_end).any()):
+        raise ValueError(f"t_start must not exceed t_end={t_end}")
+    h = (t_end - t_start) / steps                                  # (prefix,) per-latent step
+    moving = _expand(h != 0, x)
+
+    def f(x, t):
+        return velocity_fn(x, t).to(x.dtype)
+
+    path = [x]
+    for i in tqdm(range(steps), desc=f"ODE ({method}, per latent)", disable=not progress, leave=False):
+        t = t_start + i * h
+        he = _expand(h, x).to(x.dtype)
+        if method == "euler":
+            step = he * f(x, t)
+        else:
+            k1 = f(x, t)
+            k2 = f(torch.where(moving, x + he * k1, x), t + h)
+            step = 0.5 * he * (k1 + k2)
+        x = torch.where(moving, x + step, x)                       # clean latents stay exactly as they were
         if return_path:
             path.append(x)
     return torch.stack(path) if return_path else x
