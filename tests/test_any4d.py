@@ -20,7 +20,8 @@ from fourdlib.models import METHODS, get_method
 from fourdlib.models import load_model as load_any
 from fourdlib.models.any4d import (CONFIGS, EXTRA_MODALITIES, METHOD, RUNS, Any4D, check_batch, compose,
                                    depth_difference_flow, evaluate, gt_factors, loss, make_dataset, modality_dropout,
-                                   model_inputs, predict, run_spec, summary, views_batch, zero_flow)
+                                   model_inputs, predict, predict_pairwise, run_spec, summary, views_batch,
+                                   zero_flow)
 from fourdlib.models.any4d import course
 from fourdlib.train import train
 
@@ -339,6 +340,37 @@ def test_references_and_evaluation(scene):
     s = summary(rows)
     assert {"epe", "apd", "tau", "epe_dyn", "abs_rel", "delta1", "abs_rel_aligned", "epe_aligned"} <= set(s.columns)
     assert 0 <= s.loc["zero flow", "tau"] <= 1 and s.loc["zero flow", "epe"] >= 0
+
+
+def test_pairwise_baseline(scene):
+    """predict_pairwise: N - 1 passes of (reference, view i), put together with predict's keys and
+    shapes; each view's metric output is its own pass's; with N = 2 it is the N-view pass itself."""
+    cfg = dataclasses.replace(SMOKE, views=3, clip_frames=6)
+    b = batch_of(scene, cfg)
+    torch.manual_seed(0)
+    model = Any4D(cfg).eval()
+    full, pair = predict(model, b), predict_pairwise(model, b)
+    assert set(pair) == set(full)
+    for k in full:
+        assert pair[k].shape == full[k].shape, k
+    # view 2's metric points and flow are those of the pass on views (0, 2) alone
+    alone = predict(model, {k: (v[:, [0, 2]] if k in ("rgb", "depth", "K", "cam_to_world", "doppler", "flow",
+                                                         "frames") else v) for k, v in b.items()})
+    for k in ("points", "flow", "zdepth", "rays"):
+        torch.testing.assert_close(pair[k][:, 2], alone[k][:, 1])
+    # the assembled factors compose back to those outputs: G = s T R D, M = s F
+    torch.testing.assert_close(pair["points"], compose_points(pair["scale"], pair["cam_to_world"], pair["rays"],
+                                                              pair["depth"]), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(pair["flow"], compose(pair, cfg.motion)["flow"], atol=1e-5, rtol=1e-5)
+    # with more than two views the passes differ from the N-view pass (view 1 sees view 2 there)
+    assert float((pair["flow"][:, 1] - full["flow"][:, 1]).abs().max()) > 0
+    # N = 2: exactly the model
+    b2 = batch_of(scene)
+    one, two = predict(model, b2), predict_pairwise(model, b2)
+    for k in one:
+        torch.testing.assert_close(two[k], one[k], atol=0, rtol=0)
+    rows = evaluate(model, make_dataset(cfg, [scene], train=False), pairwise=True, references=False)
+    assert list(rows["method"]) == ["Any4D", "Any4D pairwise"]
 
 
 # ------------------------------------------------------------------ registry and course

@@ -395,3 +395,30 @@ def test_fourd_infer_com4d(tmp_path, capsys):
     assert fourd(["infer", "com4d", str(tmp_path / "short.npz"), "--checkpoint", str(ckpt),
                   "--out", str(tmp_path / "out2")]) == 2
     assert "shorter than the window" in capsys.readouterr().err
+
+
+def test_dataset_from_prepared_sequences():
+    """CompositionalDataset.from_prepared (the notebooks' overfit: a mixed scene cut into its
+    static layout and its animation) gives the same pairs and refuses what training never takes."""
+    seq = make_compositional_sequence(3, "mixed", num_frames=CFG.train_frames + 1, image_size=(32, 32), n_surface=1024,
+                                      num_objects=(2, 2), num_creatures=(1, 1))
+    p = prepare_sequence(seq, CFG)
+    still = [o for o in range(len(p["names"])) if not p["dynamic"][o]]
+    mover = [o for o in range(len(p["names"])) if p["dynamic"][o]]
+
+    def part(objects):
+        return dict(surface=[p["surface"][o] for o in objects], occ=[p["occ"][o] for o in objects],
+                    masks=p["masks"][objects], rgb=p["rgb"], dynamic=p["dynamic"][objects],
+                    names=[p["names"][o] for o in objects])
+    ds = CompositionalDataset.from_prepared(CFG, [part(still)], [part(mover)])
+    item = ds[0]
+    assert item["static"]["surface"].shape[:2] == (CFG.max_objects, 1)
+    assert int(item["static"]["obj_valid"].sum()) == len(still)
+    assert item["dynamic"]["surface"].shape[:2] == (1, CFG.train_frames) and item["dynamic"]["dynamic"].all()
+    with pytest.raises(ValueError, match="dynamic object"):
+        CompositionalDataset.from_prepared(CFG, [p], [part(mover)])          # the mixed scene as a "layout"
+    with pytest.raises(ValueError, match="one dynamic object"):
+        CompositionalDataset.from_prepared(CFG, [part(still)], [p])
+    short = {**part(mover), "rgb": p["rgb"][:2]}
+    with pytest.raises(ValueError, match="fewer than the window"):
+        CompositionalDataset.from_prepared(CFG, [part(still)], [short])

@@ -21,6 +21,12 @@ same after per-clip median scaling to the GT ("_aligned"; a separate number, nev
 with the metric one). Flow with the GT-consistent scale in place of the predicted one
 (s* = z_gt / z_pred) is "epe_aligned".
 
+Pairwise baseline (row "Any4D pairwise", evaluate(..., pairwise=True)): the SAME model run
+on two views at a time, (reference, view i) for i = 1..N-1, chained over the clip: N - 1
+passes of 2 views instead of one pass of N (`predict_pairwise`). What the one N-view pass
+buys over a two-frame model, in accuracy here and in frames/s in
+benchmarks/bench_any4d_speed.py.
+
 Trivial references (rows "zero flow", "depth difference"):
   zero flow         M = 0: every static pixel is exact; what a model must beat on moving ones.
   depth difference  the GT reference point projected into view i with the GT pose and
@@ -41,7 +47,10 @@ from ...metrics.depth import depth_metrics
 from ...metrics.flow import apd, epe3d, inlier_ratio
 from .model import gt_factors, model_inputs, predict
 
-__all__ = ["zero_flow", "depth_difference_flow", "flow_scores", "evaluate", "summary"]
+__all__ = ["zero_flow", "depth_difference_flow", "predict_pairwise", "flow_scores", "evaluate", "summary"]
+
+# batch entries with one slice per view (dim 1); the rest belong to the clip
+PER_VIEW = ("rgb", "depth", "K", "cam_to_world", "doppler", "flow", "frames")
 
 
 def zero_flow(batch: dict) -> torch.Tensor:
@@ -68,6 +77,48 @@ def depth_difference_flow(batch: dict) -> torch.Tensor:
     return flow.reshape(B, N, H, W, 3)
 
 
+@torch.no_grad()
+def predict_pairwise(model, batch: dict, keep=None) -> dict[str, torch.Tensor]:
+    """The pairwise baseline: `predict` on two views at a time, (view 0, view i) for i = 1..N-1,
+    put together into `predict`'s dict for all N views (same keys and shapes).
+
+    Each pass sees the reference and one other view, so it predicts view i's geometry, pose
+    and the reference pixels' flow to time i from that pair alone (a two-frame model made of
+    the same weights). Every pass has its own normalisation and metric scale s_i; the
+    assembled factors are expressed in the first pass's (scale s_1): view i's depth,
+    translation and motion are multiplied by s_i / s_1, so that s_1 · T R D and s_1 · F are
+    exactly pass i's own metric points and flow. View 0's factors are the first pass's. The
+    metric outputs (points, flow, zdepth) are each pass's own. With N = 2 this is `predict`.
+    """
+    N = batch["rgb"].shape[1]
+    if N < 2:
+        raise ValueError(f"predict_pairwise needs a reference and at least one other view, got N = {N}")
+    if N == 2:
+        return predict(model, batch, keep)                                # one pair: the model's own pass
+    passes = []
+    for i in range(1, N):
+        pair = {k: (v[:, [0, i]] if k in PER_VIEW else v) for k, v in batch.items()}
+        passes.append(predict(model, pair, keep))
+    first = passes[0]
+    s1 = first["scale"]
+    out = {}
+    for k in first:
+        if k == "scale":
+            out[k] = s1
+            continue
+        views = [first[k][:, :1]]
+        for p in passes:
+            r = (p["scale"] / s1).reshape(-1, *([1] * (p[k].dim() - 1)))     # (B, 1, ...)
+            x = p[k][:, 1:]
+            if k in ("depth", "motion", "trans", "points_n", "flow_n"):   # lengths in pass i's units
+                x = x * r
+            elif k == "cam_to_world":                                     # its translation, likewise
+                x = torch.cat([torch.cat([x[..., :3, :3], x[..., :3, 3:] * r], -1), x[..., 3:, :]], -2)
+            views.append(x)
+        out[k] = torch.cat(views, 1)
+    return out
+
+
 def flow_scores(pred: torch.Tensor, batch: dict, b: int = 0) -> dict:
     """epe, apd, tau (+ "_dyn" on moving pixels; NaN where there are none) of clip b's flow
     pred (B, N, H, W, 3) against batch["flow"] (module docstring)."""
@@ -89,10 +140,12 @@ def flow_scores(pred: torch.Tensor, batch: dict, b: int = 0) -> dict:
 
 
 @torch.no_grad()
-def evaluate(model, dataset, *, keep=None, max_items: int | None = None, references: bool = True) -> pd.DataFrame:
+def evaluate(model, dataset, *, keep=None, max_items: int | None = None, references: bool = True,
+             pairwise: bool = False) -> pd.DataFrame:
     """One row per (clip, method) over the first max_items clips of `dataset` (a ViewDataset,
     train=False for fixed clips): method "Any4D" (inputs `keep`, default all of the model's),
-    then "zero flow" and "depth difference" when references=True. Columns: clip, method,
+    then "Any4D pairwise" (`predict_pairwise`) when pairwise=True, then "zero flow" and
+    "depth difference" when references=True. Columns: clip, method,
     epe, apd, tau (+ _dyn), epe_aligned, abs_rel, delta1, abs_rel_aligned, delta1_aligned,
     scale_log_err (|log s / s*|; model rows only)."""
     model = model.eval()
@@ -102,20 +155,24 @@ def evaluate(model, dataset, *, keep=None, max_items: int | None = None, referen
     n = len(dataset) if max_items is None else min(max_items, len(dataset))
     for i in range(n):
         batch = default_collate([dataset[i]])
-        out = predict(model, batch, keep)
         gt = gt_factors(batch, model_inputs(batch), cfg.motion)
         valid = gt["valid"]
-        z_pred = (out["points_n"].norm(dim=-1) * valid).sum((1, 2, 3)) / valid.sum((1, 2, 3)).clamp_min(1)
-        s_star = gt["z"] / z_pred.clamp_min(1e-6)                          # GT-consistent scale
-        aligned = s_star[:, None, None, None, None] * out["flow_n"]
-        row = {"clip": i, "method": "Any4D", **flow_scores(out["flow"], batch),
-               "epe_aligned": flow_scores(aligned, batch)["epe"],
-               "scale_log_err": float((out["scale"] / s_star).log().abs()[0])}
-        metric = depth_metrics(out["zdepth"][0], batch["depth"][0])
-        al = depth_metrics(out["zdepth"][0], batch["depth"][0], align="median")
-        row.update(abs_rel=metric["abs_rel"], delta1=metric["delta1"], abs_rel_aligned=al["abs_rel"],
-                   delta1_aligned=al["delta1"])
-        rows.append(row)
+        methods = {"Any4D": predict}
+        if pairwise:
+            methods["Any4D pairwise"] = predict_pairwise
+        for method, fn in methods.items():
+            out = fn(model, batch, keep)
+            z_pred = (out["points_n"].norm(dim=-1) * valid).sum((1, 2, 3)) / valid.sum((1, 2, 3)).clamp_min(1)
+            s_star = gt["z"] / z_pred.clamp_min(1e-6)                      # GT-consistent scale
+            aligned = s_star[:, None, None, None, None] * out["flow_n"]
+            row = {"clip": i, "method": method, **flow_scores(out["flow"], batch),
+                   "epe_aligned": flow_scores(aligned, batch)["epe"],
+                   "scale_log_err": float((out["scale"] / s_star).log().abs()[0])}
+            metric = depth_metrics(out["zdepth"][0], batch["depth"][0])
+            al = depth_metrics(out["zdepth"][0], batch["depth"][0], align="median")
+            row.update(abs_rel=metric["abs_rel"], delta1=metric["delta1"], abs_rel_aligned=al["abs_rel"],
+                       delta1_aligned=al["delta1"])
+            rows.append(row)
         if references:
             rows.append({"clip": i, "method": "zero flow", **flow_scores(zero_flow(batch), batch)})
             rows.append({"clip": i, "method": "depth difference", **flow_scores(depth_difference_flow(batch), batch)})

@@ -5,6 +5,7 @@ per-object tensors laid out (objects, frames, ...).
                                     grids, masks and images, in normalised coordinates
     CompositionalDataset(folder)    training pairs: one static multi-object scene (F = 1) and
                                     one single-object animation window (O = 1) per item
+                                    (.from_prepared: the same from prepared sequences)
     scene_inputs(prepared, ...)     the model's inputs for any sequence (mixed ones included)
 
 Normalisation: one centre and scale per sequence, from the box around the foreground
@@ -168,6 +169,27 @@ class CompositionalDataset(torch.utils.data.Dataset):
         if not self.static or not self.dynamic:
             raise ValueError(f"split {split!r} of {folder} needs static AND dynamic sequences, got "
                              f"{len(self.static)} and {len(self.dynamic)}")
+
+    @classmethod
+    def from_prepared(cls, cfg: COM4DConfig, static: list, dynamic: list) -> "CompositionalDataset":
+        """The same pairs from sequences already prepared (prepare_sequence's dicts): `static`
+        layouts (every object static) and `dynamic` single animations (one dynamic object with at
+        least cfg.train_frames frames). For a notebook's overfit on a handful of sequences."""
+        for p in static:
+            if bool(np.any(p["dynamic"])):
+                raise ValueError(f"static layout {p['names']} has a dynamic object")
+        for p in dynamic:
+            if len(p["names"]) != 1 or not bool(p["dynamic"][0]):
+                raise ValueError(f"an animation must hold one dynamic object, got {p['names']} (dynamic "
+                                 f"{list(p['dynamic'])})")
+            if p["rgb"].shape[0] < cfg.train_frames:
+                raise ValueError(f"animation {p['names']} has {p['rgb'].shape[0]} frames, fewer than the window "
+                                 f"train_frames={cfg.train_frames}")
+        if not static or not dynamic:
+            raise ValueError(f"need static AND dynamic sequences, got {len(static)} and {len(dynamic)}")
+        ds = cls.__new__(cls)
+        ds.cfg, ds.static, ds.dynamic = cfg, list(static), list(dynamic)
+        return ds
 
     def __len__(self) -> int:
         return max(len(self.static), len(self.dynamic))
