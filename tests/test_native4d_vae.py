@@ -190,3 +190,16 @@ def test_overfits_one_sequence(batch):
 
 
 STEPS = 150
+
+
+def test_sequence_windows_keep_frame_numbers_and_restart_times(batch):
+    from fourdlib.models.native4d_vae import sequence_windows
+    from fourdlib.models.native4d_vae.model import frame_times
+    item = {k: v for k, v in batch.items()}                             # one 4-frame sequence
+    w = sequence_windows(item, 3)                                       # windows of 3 and 1 frames
+    assert w["num_frames"].tolist() == [3, 1]
+    assert torch.equal(w["coords"], item["coords"]) and torch.equal(w["colors"], item["colors"])
+    assert frame_times(w["num_frames"]).tolist() == [0, 1, 2, 0]      # time restarts in every window
+    assert torch.equal(sequence_windows(item, 8)["num_frames"], item["num_frames"])
+    with pytest.raises(ValueError, match="length"):
+        sequence_windows(item, 0)

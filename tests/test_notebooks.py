@@ -239,6 +239,78 @@ def check_native4d_sparse_conv(m):
     assert mem["sparse, extended as R^2"] < mem["dense grid"] / 100
 
 
+def check_com4d_attention_parsing(m):
+    # the who-attends-to-whom rule written from scratch is the library's role_masks; mixing's
+    # groups are one frame or one object; the DiT's embeddings equal the ones built by hand
+    assert m["masks_match_library"] == 1.0 and m["mixing_groups_single_frame_or_object"] == 1.0
+    assert m["embedding_max_diff_library"] < 1e-5
+    p = m["perturbation"]  # outputs changed (of objects x frames) when one latent is perturbed
+    assert p["static object, temporal only"] == 1 < p["dynamic object, temporal only"]
+    assert p["dynamic object, spatial only"] == p["static object, spatial only"] > 1
+    assert p["dynamic object, both (mixing)"] >= p["dynamic object, spatial only"]
+    sch = m["schedule"]  # attention parsing: both roles trained, never on a mixed sample
+    assert sch["spatial_steps"] >= 1 and sch["temporal_steps"] >= 1 and sch["steps_with_objects_and_frames"] == 0
+    assert m["dataset_refuses_mixed"] == 1.0
+
+
+def check_any4d_factored_flow(m):
+    # by hand = fourdlib.geometry.flow: ego <-> allocentric, rigid-object flow, Doppler (toy and data set)
+    assert max(m["ego_vs_library_max_diff"], m["allo_round_trip_max_diff"], m["rigid_flow_vs_hand_max_diff"]) < 1e-9
+    assert m["doppler_vs_library_max_diff"] < 1e-6 and m["doppler_dataset_max_diff"] < 1e-3
+    # a moving camera: static points have zero allocentric but non-zero egocentric flow
+    assert m["static_allocentric_max"] == 0.0 and m["static_egocentric_mean"] > 0.1
+    assert m["scene_static_allocentric_max"] < 1e-4 < m["scene_static_egocentric_mean"]
+    # G = s T R D: exact on the known case, = back-projected depth; normalised factors scale-free
+    assert m["composition_exact"] == 1.0 and m["compose_vs_unproject_max_diff"] < 1e-4
+    assert m["flow_recomposed_max_diff"] < 1e-5 and m["normalised_factors_spread_over_scales"] < 1e-5
+    assert m["normalised_mean_distance"] == pytest.approx(1.0, abs=1e-4)
+
+
+def check_any4d_alternating_attention(m):
+    # frame-wise = masked = per view; a change reaches other views only through a global layer
+    assert m["masked_vs_per_view_max_diff"] < 1e-5 and m["weight_outside_own_view"] == 0.0
+    assert max(m["frame_attention_vs_loop_max_diff"], m["global_attention_vs_flat_max_diff"]) < 1e-5
+    assert m["view0_change_after_frame_layer"] == 0.0 < m["view0_change_after_global_layer"]
+    assert m["dpt_output_channels"] == 5  # rays 3 + depth 1 + confidence 1
+    assert m["dropout_max_abs_diff_paper"] < 0.02
+    assert m["loss_terms_max_rel_change_x3"] < 1e-4 and m["scale_term_change_x3"] == pytest.approx(1.0986, abs=1e-3)
+    # the overfit ran and moved the flow towards the GT (smoke: 30 steps, mechanics only)
+    assert m["overfit_steps"] >= 1 and m["Any4D: epe"] < m["untrained: epe"]
+    assert m["zero flow: epe"] >= 0 and m["depth difference: epe"] >= 0
+    assert m["speedup_one_pass_vs_pairwise_N8"] > 0
+
+
+def check_com4d_diffusion_forcing_and_mixing(m):
+    # diffusion forcing: clean latents held bit for bit; training mixes clean history and noisy latents
+    assert m["clean_latents_max_change"] == 0.0 and 0 < m["training_clean_share"] < 1
+    w = m["window"]  # the sliding window: never more frames than trained, each frame generated once
+    assert w["max_frames_per_call"] == w["train_frames"] and w["frames_generated_once"] == 1.0
+    assert w["windows"] == 1 + -(-(w["frames"] - w["train_frames"]) // (w["train_frames"] - w["history_frames"]))
+    o = m["overfit"]
+    assert set(o) == {"attention mixing", "stitched", "frame by frame", "VAE floor (GT encoded)",
+                      "noise latents (untrained sampler)"}
+    for row in o.values():
+        assert row["CD"] > 0 and 0 <= row["F-score@0.1"] <= 1 and 0 <= row["IoU"] <= 1
+        assert 0 <= row["penetration IoU"] <= 1
+    assert o["VAE floor (GT encoded)"]["CD"] < o["noise latents (untrained sampler)"]["CD"]
+    assert m["overfit_steps"]["vae"] >= 1 and m["overfit_steps"]["dit"] >= 1
+
+
+def check_native4d_tables(m):
+    o = m["overfit"]
+    assert o["steps"] >= 1 and 0 <= o["iou"] <= 1 and o["last_loss"] == o["last_loss"]
+    for split in ("unseen motion", "unseen individual"):
+        t = m[split]
+        floor = t["floor: GT voxels at the same resolution"]
+        codec = t["trivial codec (latent-grid voxels, every λ-th frame repeated)"]
+        assert floor["IoU"] == 1.0 and floor["empty frames"] == 0.0
+        assert codec["voxels"] > floor["voxels"]                         # the codec's coarse cells are a thick crust
+        assert codec["Pre@0.0005"] < floor["Pre@0.0005"] + 1e-9          # ... so its tight precision is below the floor's
+        assert {"Native 4D VAE (ST window attention)", "w/o ST-Attn (3D + 1D sparse conv)", "w/o render loss"} <= set(t)
+        for row in t.values():
+            assert all(0 <= row[k] <= 1 for k in ("Pre@0.005", "Recall@0.005", "IoU") if k in row)
+
+
 CHECKS = {"00_4d_data": check_4d_data, "00_metrics": check_metrics,
           "01_dynatok_tokenization": check_dynatok_tokenization,
           "02_dynatok_latents": check_dynatok_latents,
@@ -248,7 +320,12 @@ CHECKS = {"00_4d_data": check_4d_data, "00_metrics": check_metrics,
           "06_c4g_query_gaussians": check_c4g_query_gaussians,
           "07_c4g_tables": check_c4g_tables,
           "08_native4d_voxels": check_native4d_voxels,
-          "09_native4d_sparse_conv": check_native4d_sparse_conv}
+          "09_native4d_sparse_conv": check_native4d_sparse_conv,
+          "10_native4d_tables": check_native4d_tables,
+          "11_any4d_factored_flow": check_any4d_factored_flow,
+          "12_any4d_alternating_attention": check_any4d_alternating_attention,
+          "13_com4d_attention_parsing": check_com4d_attention_parsing,
+          "14_com4d_diffusion_forcing_and_mixing": check_com4d_diffusion_forcing_and_mixing}
 
 
 @pytest.fixture(scope="module", autouse=True)

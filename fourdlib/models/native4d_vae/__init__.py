@@ -18,11 +18,12 @@ from .course import (COURSE_DATA, DATASETS, METHOD, RUNS, checkpoint_paths, cour
 from .infer import autoencode
 from .model import (STD, STU, ConvMix, Native4DVAE, VoxelSequenceDataset, as_batch, bce_dice, child_sites,
                     choose_lambda, collate, kl_divergence, loss, make_dataset, occupancy_iou, occupied_at, pos_enc_4d,
-                    reconstruct, select_sites, sequence_item, voxel_item, window_attention, window_item)
+                    reconstruct, select_sites, sequence_item, sequence_windows, voxel_item, window_attention,
+                    window_item)
 
 __all__ = ["BLOCKS", "CONFIGS", "COURSE_DATA", "ConvMix", "DATASETS", "LAMBDAS", "METHOD", "Native4DVAE",
            "Native4DVAEConfig", "RUNS", "STD", "STU", "VoxelSequenceDataset", "as_batch", "autoencode", "bce_dice",
            "checkpoint_paths", "child_sites", "choose_lambda", "collate", "config_table", "course_data",
            "course_run", "kl_divergence", "load_model", "load_or_train", "loss", "make_dataset", "occupancy_iou",
            "occupied_at", "pos_enc_4d", "reconstruct", "run_spec", "save_model", "select_sites", "sequence_item",
-           "voxel_item", "window_attention", "window_item"]
+           "sequence_windows", "voxel_item", "window_attention", "window_item"]

@@ -8,10 +8,12 @@ trivial codec of the same latent size and the voxelisation floor, frame by frame
 
 What is evaluated
 -----------------
-Every sequence of the dataset whole (VoxelSequenceDataset with train=False: all frames, the
-sequence's own grid, lambda = the largest of 1, 2, 4 up to cfg.temporal_ratio dividing its
-frame count, as in training). The model encodes the GT voxels (latent mean, no sampling),
-decodes them with its own pruning, and keeps the voxels with occupancy > `threshold` (0.5).
+Every frame of every sequence of the dataset (VoxelSequenceDataset with train=False: all
+frames, the sequence's own grid), encoded in windows of cfg.train_frames frames as the model
+trained (`model.sequence_windows`; lambda = the largest of 1, 2, 4 up to cfg.temporal_ratio
+dividing every window's frame count). The model encodes the GT voxels (latent mean, no
+sampling), decodes them with its own pruning, and keeps the voxels with occupancy >
+`threshold` (0.5).
 
 The reference geometry is the OBSERVED surface of each frame: the frame's depth maps turned
 into meshes (`depth_to_mesh`, the same meshes the voxels were made from) and `surface_points`
@@ -70,7 +72,7 @@ from ...metrics import pointcloud_metrics, psnr
 from ...render.voxels import render_voxels
 from ...repro.frames import mean_by
 from ...train.distributed import unwrap
-from .model import VoxelSequenceDataset, choose_lambda, collate, occupancy_iou, reconstruct
+from .model import VoxelSequenceDataset, choose_lambda, occupancy_iou, reconstruct, sequence_windows
 
 __all__ = ["PAPER_TAUS", "PAPER_VOXEL", "REFERENCES", "TABLE_COLUMNS", "thresholds", "surface_samples",
            "voxel_centers", "trivial_codec", "orbit_camera", "voxel_metrics", "evaluate", "summarize",
@@ -209,8 +211,8 @@ def evaluate(model, dataset: VoxelSequenceDataset, *, surface_points: int = 4096
         for i in tqdm(range(n_seq), desc="evaluate", disable=not progress, unit="seq"):
             item = dataset[i]
             T = int(item["num_frames"][0])
-            lam = choose_lambda(item["num_frames"], cfg.temporal_ratio)
-            batch = {k: v.to(device) for k, v in collate([item]).items()}
+            batch = {k: v.to(device) for k, v in sequence_windows(item, cfg.train_frames).items()}
+            lam = choose_lambda(batch["num_frames"], cfg.temporal_ratio)
             pred_c, pred_col = (x.cpu() for x in reconstruct(net, batch, lam=lam, threshold=threshold))
             sets = {"pred": (pred_c, pred_col), "codec": trivial_codec(item["coords"], item["colors"], T, lam, factor),
                     "floor": (item["coords"], item["colors"])}

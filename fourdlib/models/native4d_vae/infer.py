@@ -57,7 +57,7 @@ from ...outputs import OutputError, check_output_folder, output_folder
 from ...train.distributed import unwrap
 from .config import LAMBDAS, Native4DVAEConfig
 from .course import load_model
-from .model import choose_lambda, collate, frame_cameras, voxel_item
+from .model import choose_lambda, frame_cameras, sequence_windows, voxel_item
 
 __all__ = ["VOXEL_SIZE_RANGE", "DEFAULT_CAMERA", "check_voxels", "read_input", "read_voxels", "write_voxels",
            "points_to_voxels", "write_ply", "autoencode", "write_result", "main"]
@@ -324,13 +324,13 @@ def _default_cameras(vox: SequenceVoxels, render_size: int) -> tuple[torch.Tenso
 @torch.no_grad()
 def autoencode(checkpoint, source, *, device: str = "cpu", threshold: float = 0.5, lam: int | None = None) -> dict:
     """Encode INPUT with a trained Native 4D VAE (latent mean) and decode it with the model's
-    own pruning.
+    own pruning, in windows of the model's training length (cfg.train_frames frames).
 
     checkpoint  a path written by native4d_vae.save_model / fourd train native4d_vae, or the model
     source      a Sequence4D, its .npz, a voxel .npz or a folder (see the module docstring)
     threshold   occupancy above which a decoded voxel is kept
     lam         temporal ratio (1, 2 or 4; default: the largest up to cfg.temporal_ratio
-                dividing the frame count, as in training)
+                dividing every window's frame count, as in training)
     Returns {"input": SequenceVoxels encoded, "output": SequenceVoxels decoded (same grid),
     "occupancy" (M_out,), "latent" (G, C', L, L, L) numpy, "lam", "cam_to_world" (T, 4, 4) or
     None (default camera), "meta"}.
@@ -349,11 +349,12 @@ def autoencode(checkpoint, source, *, device: str = "cpu", threshold: float = 0.
     else:
         c2w_t, K = _default_cameras(vox, cfg.render_size)
         w2c = invert_rigid(c2w_t)
-    num_frames = torch.tensor([T])
-    lam = choose_lambda(num_frames, cfg.temporal_ratio) if lam is None else lam
-    if lam not in LAMBDAS or T % lam:
-        raise ValueError(f"lam must be one of {LAMBDAS} and divide the {T} frames, got {lam!r}")
-    batch = {k: v.to(dev) for k, v in collate([voxel_item(vox, w2c.float(), K.float())]).items()}
+    # windows of the training length: the model has never seen a frame time beyond them
+    batch = {k: v.to(dev) for k, v in sequence_windows(voxel_item(vox, w2c.float(), K.float()), cfg.train_frames).items()}
+    lam = choose_lambda(batch["num_frames"], cfg.temporal_ratio) if lam is None else lam
+    if lam not in LAMBDAS or any(int(n) % lam for n in batch["num_frames"]):
+        raise ValueError(f"lam must be one of {LAMBDAS} and divide the frames of every window of "
+                         f"{cfg.train_frames} ({batch['num_frames'].tolist()}), got {lam!r}")
     out = model(batch, lam=lam, sample=False, gt_pruning=False)
     occ = torch.sigmoid(out["occ_logit"])
     keep = occ > threshold

@@ -43,6 +43,9 @@ How we read what the paper leaves open (and why)
 - Batches: torch's default collate cannot stack sequences of different voxel counts, and
   fourdlib.train.runs passes the loop no collate_fn, so the course trains one sequence per
   step (the paper's batch size too); `collate` packs several for hand-written loops.
+- Sequences longer than the training window (cfg.train_frames) are encoded window by window
+  (`sequence_windows`): the 4D encoding's time is the frame's index in its window, so a
+  whole 16-frame sequence would ask the model about times it never trained on.
 - 4D positional encoding (eq. 2): sinusoids of x, y, z, t, D/4 channels each (the 3D
   variant extended by t), added to the tokens. Positions are in FINEST-grid cells: a
   cell's index times its stride, which is eq. 2's gamma x-hat for the coarse tokens, so a
@@ -105,7 +108,7 @@ from ...train.distributed import unwrap
 from .config import LAMBDAS, Native4DVAEConfig
 
 __all__ = ["Native4DVAE", "STD", "STU", "ConvMix", "VoxelSequenceDataset", "make_dataset", "as_batch", "voxel_item",
-           "window_item", "frame_cameras", "merge_frames", "expand_frames", "temporal_neighbours",
+           "window_item", "sequence_windows", "frame_cameras", "merge_frames", "expand_frames", "temporal_neighbours",
            "choose_lambda", "sequence_item", "collate", "loss", "reconstruct",
            "bce_dice", "kl_divergence", "occupied_at", "occupancy_iou", "child_sites", "select_sites",
            "pos_enc_4d", "window_attention"]
@@ -162,6 +165,18 @@ def window_item(item: dict, start: int, length: int) -> dict:
     coords[:, 0] -= start
     per_frame = {k: item[k][start:start + length] for k in ("world_to_cam", "K", "origin", "voxel_size")}
     return {"coords": coords, "colors": item["colors"][rows], **per_frame, "num_frames": torch.tensor([length])}
+
+
+def sequence_windows(item: dict, length: int) -> dict:
+    """One `sequence_item` cut into windows of `length` frames (the last one shorter), collated
+    into one batch. Frames keep their numbers (collate numbers them window after window), while
+    frame times restart at 0 in every window, as in training: a model trained on windows of
+    cfg.train_frames frames has never seen a time beyond them (on longer sequences decoded
+    whole, the frames past the training window come out thin or empty)."""
+    if not (isinstance(length, int) and length >= 1):
+        raise ValueError(f"sequence_windows: length must be an int >= 1, got {length!r}")
+    T = int(item["num_frames"][0])
+    return collate([window_item(item, s, min(length, T - s)) for s in range(0, T, length)])
 
 
 def as_batch(batch: dict) -> dict:
