@@ -464,3 +464,15 @@ def test_cli_tables(capsys, tmp_path):
     assert "Motion2VecSets" in (tmp_path / "t.html").read_text()
     assert main(["tables", "nope/nope"]) == 2
     assert "no paper table 'nope/nope'" in capsys.readouterr().err
+
+
+def test_per_sequence_wins_compares_sequence_means():
+    import pandas as pd
+
+    from fourdlib.repro.frames import per_sequence_wins
+    a = pd.DataFrame({"sequence": [0, 0, 1, 1, 2], "pred_cd": [1.0, 3.0, 5.0, 5.0, float("nan")],
+                      "codec_cd": [2.5, 2.5, 1.0, 1.0, 1.0]})
+    b = pd.DataFrame({"sequence": [0, 1, 2], "pred_cd": [1.0, 9.0, 0.0]})
+    assert per_sequence_wins(a, "codec", "cd") == (1, 2)             # mean 2 < 2.5 wins; 5 > 1 loses; NaN skipped
+    assert per_sequence_wins(a, "codec", "cd", higher_is_better=True) == (1, 2)
+    assert per_sequence_wins(a, b, "cd") == (1, 2)                   # 2 vs 1 loses, 5 vs 9 wins

@@ -5,6 +5,7 @@
                                    the paper's and which are ours go into ``df.attrs``
     style(df)                      a Styler: the paper's best in bold, our rows shaded
     mean_by(df, by, skip)          our per-frame evaluation rows averaged into table rows
+    per_sequence_wins(a, b, col)   on how many sequences one model beats another (or a reference)
 
 It works on any object with a PaperTable's attributes and imports nothing from
 fourdlib, so that ``schema.PaperTable.to_frame()`` can use it from below.
@@ -118,3 +119,18 @@ def mean_by(df: pd.DataFrame, by=None, skip=()) -> pd.DataFrame:
     out = grouped[metrics].mean()
     out["frames"] = grouped.size()
     return out
+
+
+def per_sequence_wins(a: pd.DataFrame, b: pd.DataFrame | str, column: str,
+                      higher_is_better: bool = False) -> tuple[int, int]:
+    """(sequences where frame table `a` beats `b` on `column`, sequences compared), each
+    sequence scored by the mean over its frames. Frame tables have a "sequence" column and
+    "<who>_<metric>" columns: a's "pred_<column>" is compared with b's "pred_<column>", or,
+    when b is a string (a reference's prefix such as "union", "codec", "floor"), with a's own
+    "<b>_<column>". Lower is better unless higher_is_better; sequences with a NaN are skipped."""
+    ours = a.groupby("sequence")[f"pred_{column}"].mean()
+    theirs = (a.groupby("sequence")[f"{b}_{column}"] if isinstance(b, str)
+              else b.groupby("sequence")[f"pred_{column}"]).mean()
+    both = pd.concat([ours, theirs], axis=1, keys=["a", "b"]).dropna()
+    wins = both["a"] > both["b"] if higher_is_better else both["a"] < both["b"]
+    return int(wins.sum()), len(both)

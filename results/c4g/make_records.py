@@ -24,19 +24,13 @@ import time
 from fourdlib import repro
 from fourdlib.models.c4g import course_data, course_run, make_dataset
 from fourdlib.models.c4g.evaluate import comparison_table, evaluate, gap_table, tracking_errors, tracking_summary
+from fourdlib.repro.frames import per_sequence_wins
 from fourdlib.repro.results import RESULTS_DIR, make_main, render
 
 SCALE, SEED = "tiny", 0
 MODELS = {"C4G (query Gaussians)": "scenes_queries", "per-pixel Gaussians (same encoder)": "scenes_pixels"}
 # result name -> (clip_frames, input_frames); None: the config's
 RESULTS = {"tiny_scenes": (None, None), "tiny_gaps": (16, 2), "tiny_tracking": (None, None)}
-
-
-def _wins(a, col_a, b, col_b):
-    """Sequences where column col_a of frame table a beats col_b of b on the sequence's mean
-    over its target frames (PSNR: higher is better), and sequences compared."""
-    ours, theirs = a.groupby("sequence")[col_a].mean(), b.groupby("sequence")[col_b].mean()
-    return int((ours > theirs).sum()), len(ours)
 
 
 def make(name: str):
@@ -53,9 +47,9 @@ def make(name: str):
     gaps = gap_table(frames)
     ours, pix = frames["C4G (query Gaussians)"], frames["per-pixel Gaussians (same encoder)"]
     notes = []
-    for other, df, col in (("the per-pixel baseline", pix, "pred_psnr"), ("the nearest input frame", ours, "nearest_psnr"),
-                           ("the union of input pixels", ours, "union_psnr")):
-        won, n = _wins(ours, "pred_psnr", df, col)
+    for other, b in (("the per-pixel baseline", pix), ("the nearest input frame", "nearest"),
+                     ("the union of input pixels", "union")):
+        won, n = per_sequence_wins(ours, b, "psnr", higher_is_better=True)
         notes.append(f"C4G: higher PSNR than {other} on {won} of {n} sequences")
     notes += [f"PSNR (dB) by gap {', '.join(str(g) for g in gaps.columns)} (frames to the nearest input): {k} "
               + ", ".join(f"{gaps.loc[k, g]:.2f}" for g in gaps.columns) for k in gaps.index]

@@ -96,7 +96,7 @@ from tqdm.auto import tqdm
 
 from ...geometry.normals import estimate_normals
 from ...metrics import nearest_neighbors, normal_consistency
-from ...repro.frames import mean_by
+from ...repro.frames import mean_by, per_sequence_wins  # per_sequence_wins: re-exported for the notebooks
 from ...train.distributed import unwrap
 from .model import normalize_batch, reconstruct
 
@@ -328,15 +328,3 @@ def comparison_table(results: dict[str, pd.DataFrame], references: bool = True) 
                            if f"{prefix}_{col}" in first}
     return pd.DataFrame.from_dict(rows, orient="index")[list(TABLE_COLUMNS)]
 
-
-def per_sequence_wins(a: pd.DataFrame, b: pd.DataFrame | str, column: str) -> tuple[int, int]:
-    """(sequences where `a` is lower than `b` on `column`, sequences compared): means over each
-    sequence's frames. b is another model's frame table, or a reference prefix of `a`
-    ("union", "input", "floor") whose column of the same name is compared."""
-    ours = a.groupby("sequence")[f"pred_{column}"].mean()
-    if isinstance(b, str):
-        theirs = a.groupby("sequence")[f"{b}_{column}"].mean()
-    else:
-        theirs = b.groupby("sequence")[f"pred_{column}"].mean()
-    both = pd.concat([ours, theirs], axis=1, keys=["a", "b"]).dropna()
-    return int((both["a"] < both["b"]).sum()), len(both)
