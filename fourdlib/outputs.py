@@ -12,17 +12,24 @@ A command that writes a folder of results (`fourd infer`, ...) goes through `out
   are someone else's;
 - the new files are written into a temporary sibling folder and moved in only when all of
   them exist, so a failed run leaves `out` as it was.
+
+The `fourd infer METHOD` commands share their command line too: `infer_parser` gives the
+arguments every one of them takes (INPUT, --checkpoint, --out, --force, --device), and
+`run_command` turns a user error into `PROG: error: ...` and exit status 2.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
+import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable
 
-__all__ = ["OutputError", "MANIFEST", "check_output_folder", "output_folder"]
+__all__ = ["OutputError", "MANIFEST", "check_output_folder", "output_folder", "infer_parser", "run_command"]
 
 MANIFEST = ".fourd-outputs.json"
 
@@ -101,3 +108,38 @@ def output_folder(out, inputs=(), force: bool = False, tool: str = "fourd"):
                 d.rmdir()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ fourd infer METHOD
+def infer_parser(prog: str, description: str, *, input_metavar: str, input_help: str, checkpoint_help: str,
+                 force_help: str, options: Callable[[argparse.ArgumentParser], object] | None = None,
+                 device_default: str | None = "cpu",
+                 device_help: str = "cpu, cuda or cuda:N") -> argparse.ArgumentParser:
+    """The parser of a `fourd infer METHOD` command: INPUT, --checkpoint CKPT (required),
+    --out DIR (required), --force, then the method's own `options(parser)`, then --device."""
+    p = argparse.ArgumentParser(prog=prog, description=description)
+    p.add_argument("input", metavar=input_metavar, help=input_help)
+    p.add_argument("--checkpoint", required=True, metavar="CKPT", help=checkpoint_help)
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder: new or empty (see --force)")
+    p.add_argument("--force", action="store_true", help=force_help)
+    if options is not None:
+        options(p)
+    p.add_argument("--device", default=device_default, help=device_help)
+    return p
+
+
+def run_command(prog: str, work: Callable[[], str | None]) -> int:
+    """Run `work()` for the command `prog`: a user error (a bad input, checkpoint or output
+    folder) prints `prog: error: ...` on stderr and returns 2; otherwise print what work
+    returned (its success message, if any) and return 0."""
+    from .data.sequence import FormatError          # here, so that importing this module stays torch-free
+    from .train.checkpoint import CheckpointError
+
+    try:
+        message = work()
+    except (ValueError, TypeError, FormatError, CheckpointError, FileNotFoundError, OutputError) as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    if message:
+        print(message)
+    return 0

@@ -446,6 +446,22 @@ class Sequence4D:
                 "never_seen": np.broadcast_to(~ever, vis.shape).copy()}
 
 
+def read_sequence(source) -> Sequence4D:
+    """A Sequence4D from an object, an .npz file, or a folder holding exactly one .npz."""
+    if isinstance(source, Sequence4D):
+        return source
+    path = Path(source)
+    if not path.exists():
+        raise FileNotFoundError(f"no such file or folder: {path}")
+    if path.is_dir():
+        npz = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() == ".npz")
+        if len(npz) != 1:
+            raise FormatError(f"{path} holds {len(npz)} .npz files; give the Sequence4D file itself, or a "
+                              "folder with exactly one")
+        path = npz[0]
+    return Sequence4D.load(path)
+
+
 def _read_header(raw: np.ndarray) -> dict:
     """The JSON header of a saved sequence, with the type of every entry checked."""
     if raw.dtype != np.uint8 or raw.ndim != 1:

@@ -19,36 +19,19 @@ are not rigid are refused with a message).
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ...data.sequence import FormatError, Sequence4D
-from ...outputs import OutputError, output_folder
+from ...data.sequence import FormatError, read_sequence
+from ...outputs import infer_parser, output_folder, run_command
 from ...train.distributed import unwrap
 from .config import Any4DConfig
 from .course import load_model
 from .model import predict, views_batch
 
 __all__ = ["read_sequence", "reconstruct", "main"]
-
-
-def read_sequence(source) -> Sequence4D:
-    """A Sequence4D from an object, an .npz file, or a folder holding exactly one .npz."""
-    if isinstance(source, Sequence4D):
-        return source
-    path = Path(source)
-    if not path.exists():
-        raise FileNotFoundError(f"no such file or folder: {path}")
-    if path.is_dir():
-        npz = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() == ".npz")
-        if len(npz) != 1:
-            raise FormatError(f"{path} holds {len(npz)} .npz files; give the Sequence4D file itself, or a "
-                              "folder with exactly one")
-        path = npz[0]
-    return Sequence4D.load(path)
 
 
 def _model(checkpoint, device) -> torch.nn.Module:
@@ -103,33 +86,28 @@ def reconstruct(checkpoint, sequence, *, frames=None, device: str = "cpu") -> di
 # ------------------------------------------------------------------ fourd infer any4d
 
 def build_parser(prog: str = "fourd infer any4d") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog=prog, description="Run a trained Any4D checkpoint on N frames of a Sequence4D and write "
+    def options(p):
+        p.add_argument("--frames", type=int, nargs="+", metavar="F", help="the frames, the first is the reference "
+                       "(default: the config's number of views, evenly spaced)")
+
+    return infer_parser(
+        prog, "Run a trained Any4D checkpoint on N frames of a Sequence4D and write "
         "OUT/any4d.npz (frames, points, flow, depth, conf, cam_to_world, scale, reference_cam_to_world; see "
-        "fourdlib.models.any4d.infer.reconstruct).")
-    p.add_argument("input", metavar="SEQUENCE", help="a Sequence4D .npz with rgb, depth and cameras, or a folder "
-                                                     "holding exactly one")
-    p.add_argument("--checkpoint", required=True, metavar="CKPT", help="written by save_model / fourd train any4d")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder: new or empty (see --force)")
-    p.add_argument("--force", action="store_true", help="replace an earlier result in DIR (only the files it "
-                                                        "recorded)")
-    p.add_argument("--frames", type=int, nargs="+", metavar="F", help="the frames, the first is the reference "
-                   "(default: the config's number of views, evenly spaced)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    return p
+        "fourdlib.models.any4d.infer.reconstruct).",
+        input_metavar="SEQUENCE", input_help="a Sequence4D .npz with rgb, depth and cameras, or a folder holding "
+                                             "exactly one",
+        checkpoint_help="written by save_model / fourd train any4d",
+        force_help="replace an earlier result in DIR (only the files it recorded)", options=options)
 
 
 def main(argv=None, prog: str = "fourd infer any4d") -> int:
     """The command line of `fourd infer any4d`; user errors print a message and return 2."""
-    from ...train.checkpoint import CheckpointError
-
     args = build_parser(prog).parse_args(argv)
-    try:
+
+    def work():
         result = reconstruct(args.checkpoint, args.input, frames=args.frames, device=args.device)
         with output_folder(args.out, [args.input, args.checkpoint], args.force, tool=prog) as tmp:
             np.savez(tmp / "any4d.npz", **result)
-    except (ValueError, TypeError, FormatError, CheckpointError, FileNotFoundError, OutputError) as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        return 2
-    print(f"reconstructed frames {result['frames'].tolist()} -> {Path(args.out).resolve() / 'any4d.npz'}")
-    return 0
+        return f"reconstructed frames {result['frames'].tolist()} -> {Path(args.out).resolve() / 'any4d.npz'}"
+
+    return run_command(prog, work)

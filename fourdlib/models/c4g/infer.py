@@ -20,36 +20,19 @@ training never asked for). Works for both decoders (C4G and the per-pixel baseli
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ...data.sequence import FormatError, Sequence4D
-from ...outputs import OutputError, output_folder
+from ...data.sequence import read_sequence
+from ...outputs import infer_parser, output_folder, run_command
 from ...train.distributed import unwrap
 from .config import C4GConfig
 from .course import load_model
 from .model import _views, predict, render
 
 __all__ = ["read_sequence", "input_frames", "render_novel", "main"]
-
-
-def read_sequence(source) -> Sequence4D:
-    """A Sequence4D from an object, an .npz file, or a folder holding exactly one .npz."""
-    if isinstance(source, Sequence4D):
-        return source
-    path = Path(source)
-    if not path.exists():
-        raise FileNotFoundError(f"no such file or folder: {path}")
-    if path.is_dir():
-        npz = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() == ".npz")
-        if len(npz) != 1:
-            raise FormatError(f"{path} holds {len(npz)} .npz files; give the Sequence4D file itself, or a "
-                              "folder with exactly one")
-        path = npz[0]
-    return Sequence4D.load(path)
 
 
 def input_frames(num_frames: int, count: int) -> list[int]:
@@ -142,33 +125,30 @@ def render_novel(checkpoint, sequence, times, cameras, *, inputs=None, size=None
 
 # ------------------------------------------------------------------ fourd infer c4g
 def build_parser(prog: str = "fourd infer c4g") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog=prog, description="Render a trained C4G (or per-pixel baseline) checkpoint at the cameras and "
+    def options(p):
+        p.add_argument("--inputs", type=int, nargs="+", metavar="F", help="frames the model sees (default: the "
+                       "config's input_frames, evenly spaced)")
+        p.add_argument("--frames", type=int, nargs="+", metavar="F", help="frames to render (default: every frame "
+                       "not among the inputs)")
+
+    return infer_parser(
+        prog, "Render a trained C4G (or per-pixel baseline) checkpoint at the cameras and "
         "times of a Sequence4D's own frames that the model does not see as input, and write OUT/frame_NNNN.png "
         "(rendered), OUT/gt_NNNN.png (the sequence's frame) and OUT/rendered.npz (images, frames, times, "
-        "inputs).")
-    p.add_argument("input", metavar="SEQUENCE", help="a Sequence4D .npz with rgb, depth and cameras, or a folder "
-                                                     "holding exactly one")
-    p.add_argument("--checkpoint", required=True, metavar="CKPT", help="written by save_model / fourd train c4g")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder: new or empty (see --force)")
-    p.add_argument("--force", action="store_true", help="replace an earlier rendering in DIR (only the files it "
-                                                        "recorded)")
-    p.add_argument("--inputs", type=int, nargs="+", metavar="F", help="frames the model sees (default: the "
-                   "config's input_frames, evenly spaced)")
-    p.add_argument("--frames", type=int, nargs="+", metavar="F", help="frames to render (default: every frame "
-                   "not among the inputs)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    return p
+        "inputs).",
+        input_metavar="SEQUENCE", input_help="a Sequence4D .npz with rgb, depth and cameras, or a folder holding "
+                                             "exactly one",
+        checkpoint_help="written by save_model / fourd train c4g",
+        force_help="replace an earlier rendering in DIR (only the files it recorded)", options=options)
 
 
 def main(argv=None, prog: str = "fourd infer c4g") -> int:
     """The command line of `fourd infer c4g`; user errors print a message and return 2."""
     import imageio.v3 as iio
 
-    from ...train.checkpoint import CheckpointError
-
     args = build_parser(prog).parse_args(argv)
-    try:
+
+    def work():
         seq = read_sequence(args.input)
         T = seq.num_frames
         model = _model(args.checkpoint, torch.device(args.device))
@@ -188,8 +168,6 @@ def main(argv=None, prog: str = "fourd infer c4g") -> int:
                 iio.imwrite(tmp / f"gt_{f:04d}.png", (views["rgb"][f].numpy() * 255).round().astype(np.uint8))
             np.savez(tmp / "rendered.npz", images=images, frames=np.asarray(frames),
                      times=np.asarray(seq.times)[frames], inputs=np.asarray(inputs))
-    except (ValueError, TypeError, FormatError, CheckpointError, FileNotFoundError, OutputError) as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        return 2
-    print(f"rendered {len(frames)} frames (inputs {list(inputs)}) -> {Path(args.out).resolve()}")
-    return 0
+        return f"rendered {len(frames)} frames (inputs {list(inputs)}) -> {Path(args.out).resolve()}"
+
+    return run_command(prog, work)

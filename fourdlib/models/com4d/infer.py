@@ -24,14 +24,13 @@ each object and frame as one list: points (M, 3), points_object (M,), points_fra
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ...data.sequence import FormatError, Sequence4D
-from ...outputs import OutputError, output_folder
+from ...data.sequence import FormatError, read_sequence
+from ...outputs import infer_parser, output_folder, run_command
 from ...train.distributed import unwrap
 from .config import COM4DConfig
 from .course import load_model
@@ -39,22 +38,6 @@ from .data import _foreground, _image
 from .model import decode_occupancy, occupancy_to_points, sample_latents
 
 __all__ = ["read_sequence", "generate", "main"]
-
-
-def read_sequence(source) -> Sequence4D:
-    """A Sequence4D from an object, an .npz file, or a folder holding exactly one .npz."""
-    if isinstance(source, Sequence4D):
-        return source
-    path = Path(source)
-    if not path.exists():
-        raise FileNotFoundError(f"no such file or folder: {path}")
-    if path.is_dir():
-        npz = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() == ".npz")
-        if len(npz) != 1:
-            raise FormatError(f"{path} holds {len(npz)} .npz files; give the Sequence4D file itself, or a "
-                              "folder with exactly one")
-        path = npz[0]
-    return Sequence4D.load(path)
 
 
 def _model(checkpoint, device):
@@ -104,34 +87,29 @@ def generate(checkpoint, sequence, *, mix: bool = True, seed: int = 0, device: s
 # ------------------------------------------------------------------ fourd infer com4d
 
 def build_parser(prog: str = "fourd infer com4d") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog=prog, description="Generate a compositional 4D scene (one shape per object and frame, attention "
+    def options(p):
+        p.add_argument("--no-mix", action="store_true", help="the stitched baseline: every object on its own")
+        p.add_argument("--seed", type=int, default=0)
+
+    return infer_parser(
+        prog, "Generate a compositional 4D scene (one shape per object and frame, attention "
         "mixing) from a Sequence4D's RGB frames and instance masks with a trained COM4D checkpoint; writes "
-        "OUT/com4d.npz (see fourdlib.models.com4d.infer.generate).")
-    p.add_argument("input", metavar="SEQUENCE", help="a Sequence4D .npz with rgb, masks and object_names, or a "
-                                                     "folder holding exactly one")
-    p.add_argument("--checkpoint", required=True, metavar="CKPT", help="written by save_model / fourd train com4d")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder: new or empty (see --force)")
-    p.add_argument("--force", action="store_true", help="replace an earlier result in DIR (only the files it "
-                                                        "recorded)")
-    p.add_argument("--no-mix", action="store_true", help="the stitched baseline: every object on its own")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    return p
+        "OUT/com4d.npz (see fourdlib.models.com4d.infer.generate).",
+        input_metavar="SEQUENCE", input_help="a Sequence4D .npz with rgb, masks and object_names, or a folder "
+                                             "holding exactly one",
+        checkpoint_help="written by save_model / fourd train com4d",
+        force_help="replace an earlier result in DIR (only the files it recorded)", options=options)
 
 
 def main(argv=None, prog: str = "fourd infer com4d") -> int:
     """The command line of `fourd infer com4d`; user errors print a message and return 2."""
-    from ...train.checkpoint import CheckpointError
-
     args = build_parser(prog).parse_args(argv)
-    try:
+
+    def work():
         result = generate(args.checkpoint, args.input, mix=not args.no_mix, seed=args.seed, device=args.device)
         with output_folder(args.out, [args.input, args.checkpoint], args.force, tool=prog) as tmp:
             np.savez(tmp / "com4d.npz", **result)
-    except (ValueError, TypeError, FormatError, CheckpointError, FileNotFoundError, OutputError) as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        return 2
-    print(f"generated {len(result['names'])} objects x {result['latents'].shape[1]} frames -> "
-          f"{Path(args.out).resolve() / 'com4d.npz'}")
-    return 0
+        return (f"generated {len(result['names'])} objects x {result['latents'].shape[1]} frames -> "
+                f"{Path(args.out).resolve() / 'com4d.npz'}")
+
+    return run_command(prog, work)

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
-import sys
 import re
 from pathlib import Path
 
@@ -35,7 +34,7 @@ import torch
 
 from ...data.sequence import FormatError, Sequence4D
 from ...geometry.normalize import median_center_scale
-from ...outputs import OutputError, check_output_folder, output_folder
+from ...outputs import check_output_folder, infer_parser, output_folder, run_command
 from .config import DynaTokConfig
 from .course import load_model
 from .model import DynaTok, decode
@@ -293,21 +292,22 @@ def build_parser(prog: str = "fourd infer dynatok") -> argparse.ArgumentParser:
     from .config import CONFIGS
     from ...train.flow_matching import METHODS
 
-    p = argparse.ArgumentParser(
-        prog=prog, description="Read partial point clouds (a Sequence4D .npz, or a folder of per-frame .npy / "
+    def options(p):
+        p.add_argument("--points", type=_positive("--points"), metavar="N",
+                       help="points per output frame (default: the config's)")
+        p.add_argument("--steps", type=_positive("--steps"), metavar="K", help="ODE steps (default: the config's)")
+        p.add_argument("--method", choices=sorted(METHODS), help="ODE solver (default: the config's)")
+
+    p = infer_parser(
+        prog, "Read partial point clouds (a Sequence4D .npz, or a folder of per-frame .npy / "
         ".ply files sorted by name), complete every frame with a trained DynaTok checkpoint, and write "
         "OUT/completed.npz (a Sequence4D whose surface_points are the prediction), OUT/frames/frame_NNNN.ply "
-        "and OUT/view.html (input and completion side by side, k3d). Coordinates in metres.")
-    p.add_argument("input", metavar="INPUT", help="a Sequence4D .npz, or a folder of frames (at least 2)")
-    p.add_argument("--checkpoint", required=True, metavar="CKPT", help="written by save_model / fourd train")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder: new or empty (see --force)")
-    p.add_argument("--force", action="store_true", help="replace an earlier completion in DIR (only the files "
-                                                        "it recorded; any other file makes it refuse)")
-    p.add_argument("--points", type=_positive("--points"), metavar="N",
-                   help="points per output frame (default: the config's)")
-    p.add_argument("--steps", type=_positive("--steps"), metavar="K", help="ODE steps (default: the config's)")
-    p.add_argument("--method", choices=sorted(METHODS), help="ODE solver (default: the config's)")
-    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
+        "and OUT/view.html (input and completion side by side, k3d). Coordinates in metres.",
+        input_metavar="INPUT", input_help="a Sequence4D .npz, or a folder of frames (at least 2)",
+        checkpoint_help="written by save_model / fourd train",
+        force_help="replace an earlier completion in DIR (only the files it recorded; any other file makes it "
+                   "refuse)",
+        options=options, device_default=None, device_help="cpu, cuda or cuda:N (default: cuda if available)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--window", type=_positive("--window", 2), metavar="W",
                    help="frames encoded together, at least 2 (default: the config's)")
@@ -339,7 +339,6 @@ def main(argv=None, prog: str = "fourd infer dynatok") -> int:
     """The command line of `fourd infer dynatok` (and `fourd complete`). Every argument and the
     output folder are checked before any work; user errors print a message and return 2."""
     from .config import CONFIGS
-    from ...train.checkpoint import CheckpointError
 
     parser = build_parser(prog)
     args = parser.parse_args(argv)
@@ -348,7 +347,8 @@ def main(argv=None, prog: str = "fourd infer dynatok") -> int:
         parser.error(f"INPUT {args.input}: no such file or folder")
     if not Path(args.checkpoint).is_file():
         parser.error(f"--checkpoint {args.checkpoint}: no such file")
-    try:
+
+    def work():
         check_output_folder(args.out, [args.input, args.checkpoint], args.force, tool="fourd infer dynatok")
         seq = complete_sequence(args.input, args.checkpoint, args.points, args.steps, args.method,
                                 device=str(device), seed=args.seed, window=args.window,
@@ -356,10 +356,8 @@ def main(argv=None, prog: str = "fourd infer dynatok") -> int:
                                 max_extent=None if args.no_units_check else MAX_EXTENT_M)
         paths = write_completion(seq, args.out, html=not args.no_html, inputs=[args.input, args.checkpoint],
                                  force=args.force)
-    except (ValueError, FormatError, CheckpointError, FileNotFoundError, OutputError) as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        return 2
-    T, P = seq.surface_points.shape[:2]
-    print(f"completed {T} frames x {P} points -> {paths['npz']}, {len(paths['ply'])} .ply files in "
-          f"{paths['ply'][0].parent}" + (f", view: {paths['html']}" if paths["html"] else ""))
-    return 0
+        T, P = seq.surface_points.shape[:2]
+        return (f"completed {T} frames x {P} points -> {paths['npz']}, {len(paths['ply'])} .ply files in "
+                f"{paths['ply'][0].parent}" + (f", view: {paths['html']}" if paths["html"] else ""))
+
+    return run_command(prog, work)

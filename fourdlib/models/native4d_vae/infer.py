@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +52,7 @@ from ...data.sequence import FormatError, Sequence4D
 from ...data.voxels import SequenceVoxels, sequence_voxels
 from ...geometry.cameras import invert_rigid
 from ...geometry.voxelize import grid_spec, voxelize_points
-from ...outputs import OutputError, check_output_folder, output_folder
+from ...outputs import check_output_folder, infer_parser, output_folder, run_command
 from ...train.distributed import unwrap
 from .config import LAMBDAS, Native4DVAEConfig
 from .course import load_model
@@ -389,36 +388,34 @@ def write_result(result: dict, out, *, inputs=(), force: bool = False) -> dict:
 
 # ------------------------------------------------------------------ fourd infer native4d_vae
 def build_parser(prog: str = "fourd infer native4d_vae") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog=prog, description="Encode a sequence with a trained Native 4D VAE and decode it back to coloured "
+    def options(p):
+        p.add_argument("--threshold", type=float, default=0.5, help="occupancy above which a voxel is kept")
+        p.add_argument("--lam", type=int, choices=LAMBDAS, help="temporal ratio (default: as in training)")
+
+    return infer_parser(
+        prog, "Encode a sequence with a trained Native 4D VAE and decode it back to coloured "
         "voxels: OUT/reconstruction.npz, OUT/input.npz (the voxels encoded), OUT/latent.npz and "
         "OUT/frames/frame_NNNN.ply. INPUT: a Sequence4D .npz (depth video + cameras), a voxel .npz written by "
-        "this command, or a folder of per-frame .npy / .ply point clouds (metres).")
-    p.add_argument("input", metavar="INPUT", help="a Sequence4D or voxel .npz, or a folder (see above)")
-    p.add_argument("--checkpoint", required=True, metavar="CKPT", help="written by save_model / fourd train")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder: new or empty (see --force)")
-    p.add_argument("--force", action="store_true", help="replace an earlier run's outputs in DIR (only the files "
-                                                        "it recorded; any other file makes it refuse)")
-    p.add_argument("--threshold", type=float, default=0.5, help="occupancy above which a voxel is kept")
-    p.add_argument("--lam", type=int, choices=LAMBDAS, help="temporal ratio (default: as in training)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    return p
+        "this command, or a folder of per-frame .npy / .ply point clouds (metres).",
+        input_metavar="INPUT", input_help="a Sequence4D or voxel .npz, or a folder (see above)",
+        checkpoint_help="written by save_model / fourd train",
+        force_help="replace an earlier run's outputs in DIR (only the files it recorded; any other file makes it "
+                   "refuse)",
+        options=options)
 
 
 def main(argv=None, prog: str = "fourd infer native4d_vae") -> int:
     """The command line of `fourd infer native4d_vae`; the output folder is checked before
     any work, and user errors print a message and return 2."""
-    from ...train.checkpoint import CheckpointError
-
     args = build_parser(prog).parse_args(argv)
-    try:
+
+    def work():
         check_output_folder(args.out, [args.input, args.checkpoint], args.force, tool="fourd infer native4d_vae")
         result = autoencode(args.checkpoint, args.input, device=args.device, threshold=args.threshold, lam=args.lam)
         paths = write_result(result, args.out, inputs=[args.input, args.checkpoint], force=args.force)
-    except (ValueError, TypeError, FormatError, CheckpointError, FileNotFoundError, OutputError) as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        return 2
-    rec = result["output"]
-    print(f"autoencoded {rec.num_frames} frames ({len(result['input'].coords)} voxels in, {len(rec.coords)} out, "
-          f"latent {tuple(result['latent'].shape)}, lambda {result['lam']}) -> {paths['reconstruction'].parent}")
-    return 0
+        rec = result["output"]
+        return (f"autoencoded {rec.num_frames} frames ({len(result['input'].coords)} voxels in, {len(rec.coords)} "
+                f"out, latent {tuple(result['latent'].shape)}, lambda {result['lam']}) -> "
+                f"{paths['reconstruction'].parent}")
+
+    return run_command(prog, work)
