@@ -222,4 +222,43 @@ def test_c4g_overfits_one_tiny_scene(scene):
           cfg.train_config(seed=0, device="cpu", progress=False, warmup_steps=10, log_every=50))
     with torch.no_grad():
         end = float(loss(model.eval(), batch)[1]["rgb_l1"])
+        image = render(predict(model, batch), batch["target_K"], batch["target_cam_to_world"], 32, 32).image[0]
     assert end < 0.3 * start, f"RGB L1 {start:.4f} -> {end:.4f}"
+    # The L1 above is met by the floor alone: objects are ~2 % of the pixels. So also score the
+    # object pixels (instance masks) against painting them over with the view's mean floor colour.
+    obj, objects_absent = object_psnr(scene, batch, image)
+    print(f"object-pixel PSNR {obj:.2f} dB; objects painted over with the floor colour {objects_absent:.2f} dB")
+    if obj < objects_absent + 3:
+        pytest.xfail(f"known limit (README, C4G section): the one-scene overfit renders the floor but not the objects: "
+                     f"object-pixel PSNR {obj:.2f} dB vs {objects_absent:.2f} dB with no objects at all")
+
+
+def object_psnr(scene, batch, image):
+    """(PSNR on the object pixels of the target views, the same with every object pixel replaced
+    by its view's mean floor colour): what a render without any object scores there."""
+    gt = batch["target_rgb"][0]                                         # (V, H, W, 3)
+    masks = torch.from_numpy(scene.masks[batch["target_frames"][0].numpy(), 0].astype("int64"))
+    floor_id = 1 + int(scene.object_background.nonzero()[0][0])         # masks hold object index + 1
+    objects = (masks > 0) & (masks != floor_id)
+    painted = torch.stack([torch.where(objects[v, ..., None], gt[v][masks[v] == floor_id].mean(0), gt[v])
+                           for v in range(len(gt))])
+    psnr = lambda img: float(-10 * torch.log10(((img.clamp(0, 1) - gt) ** 2).mean(-1)[objects].mean()))
+    return psnr(image), psnr(painted)
+
+
+def test_object_psnr_criterion_is_met_by_the_floor_reference(scene):
+    """The overfit's object check can be passed: each target's own RGB-D pixels splatted (the
+    evaluation's floor) score far above 'objects painted over', which scores below it."""
+    from fourdlib.models.c4g.evaluate import render_points, splat_pixels
+    batch = batch_of(scene, inputs=4, views=4)
+    gt = batch["target_rgb"][0]
+    own = torch.cat([render_points(splat_pixels(gt[v:v + 1], batch["target_depth"][0, v:v + 1],
+                                                batch["target_K"][0, v:v + 1],
+                                                batch["target_cam_to_world"][0, v:v + 1]),
+                                   batch["target_K"][0, v:v + 1], batch["target_cam_to_world"][0, v:v + 1], 32, 32)
+                     for v in range(len(gt))])
+    obj, objects_absent = object_psnr(scene, batch, own)
+    print(f"floor reference: object-pixel PSNR {obj:.2f} dB vs {objects_absent:.2f} painted over")
+    assert obj > objects_absent + 3, (obj, objects_absent)
+    black, _ = object_psnr(scene, batch, torch.zeros_like(gt))         # a black image: worse than painted over
+    assert black < objects_absent
