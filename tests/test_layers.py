@@ -464,7 +464,7 @@ def test_frame_and_global_attention_are_the_two_reshapes():
     torch.testing.assert_close(global_attention(blk, h, rope=rope), flat)
     # frames mix only in the global one: changing frame 2 moves frame 0's output there only
     h2 = h.clone()
-    h2[:, 2] += 1.0
+    h2[:, 2] += torch.randn(B, M, D)          # not a constant: LayerNorm would remove a per-token shift
     assert torch.equal(frame_attention(blk, h2, rope=rope)[:, 0], frame_attention(blk, h, rope=rope)[:, 0])
     assert not torch.allclose(global_attention(blk, h2, rope=rope)[:, 0], global_attention(blk, h, rope=rope)[:, 0])
     with pytest.raises(ValueError, match=r"tokens must be \(B, S, M, D\)"):

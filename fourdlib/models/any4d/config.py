@@ -115,15 +115,16 @@ class Any4DConfig:
 # width 1024), 12 alternating-attention blocks, 4 training views (Fig. S1: 2-view training
 # does not generalise to many views); its lr and steps are ours (the text we have gives
 # none). tiny is sized for a 2-core CPU (64 x 64, 4 views, 64 tokens per view, 1.4 M
-# parameters): one step of batch 4 with every input took about 0.5 s on ONE busy CPU thread,
-# so 6000 steps are about 50 minutes there (an estimate; no tiny run has been timed end to end).
+# parameters): one step of batch 4 with every input takes 0.5 s on one idle CPU thread and
+# about twice that on a busy one, so 3000 steps fit in an hour with two runs side by side (the
+# committed runs' checkpoints say how long each took).
 # smoke proves the mechanics in seconds; small is one GPU (not timed).
 _COLUMNS = ("image_size", "clip_frames", "views", "patch_size", "dim", "heads", "depth", "dpt_features",
             "steps", "batch_size", "lr", "warmup_steps")
 _TABLE = {
     #          HxW  clip N  patch D     heads layers dpt  steps    batch lr    warm-up
     "smoke": (32,   4,   2, 8,    32,   2,    2,     16,  20,      1,    1e-3, 2),
-    "tiny":  (64,   8,   4, 8,    128,  4,    4,     32,  6000,    4,    1e-3, 200),
+    "tiny":  (64,   8,   4, 8,    128,  4,    4,     32,  3000,    4,    1e-3, 200),
     "small": (224,  16,  4, 14,   384,  6,    8,     128, 30_000,  8,    3e-4, 1000),
     "full":  (518,  32,  4, 14,   1024, 16,   12,    256, 200_000, 4,    1e-4, 5000),
 }
