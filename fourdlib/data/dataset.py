@@ -68,6 +68,28 @@ def _json_default(x):
     raise TypeError(f"not JSON serialisable: {type(x).__name__}")
 
 
+def clip_sources(sources, split: str | None, convert, min_frames: int) -> tuple[list, list]:
+    """What a clip dataset keeps of its sequences: (sources, converted). `sources` is a data-set
+    folder (its manifest's sequences of `split`, None: all; kept as paths, read again on demand)
+    or a list of Sequence4D (kept as they are). convert(sequence, name) -> a dict holding at
+    least "rgb" (T, ...): the arrays the dataset keeps in memory. Every sequence needs at least
+    `min_frames` frames (a clip's length)."""
+    if isinstance(sources, (str, Path)):
+        folder = Path(sources)
+        entries = [e for e in read_manifest(folder)["sequences"] if split is None or e["split"] == split]
+        if not entries:
+            raise ValueError(f"{folder}: no sequences for split={split!r}")
+        sources = [folder / e["file"] for e in entries]
+        converted = [convert(Sequence4D.load(f), f.name) for f in sources]
+    else:
+        sources = list(sources)
+        converted = [convert(s, f"sequence {i}") for i, s in enumerate(sources)]
+    for i, seq in enumerate(converted):
+        if seq["rgb"].shape[0] < min_frames:
+            raise ValueError(f"sequence {i} has {seq['rgb'].shape[0]} frames, fewer than clip_frames={min_frames}")
+    return sources, converted
+
+
 class SequenceDataset(torch.utils.data.Dataset):
     """Windows of S frames from the sequences of one dataset folder.
 

@@ -70,7 +70,6 @@ Choices (ours where the paper is silent)
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -78,7 +77,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from ...data.dataset import read_manifest
+from ...data.dataset import clip_sources
 from ...data.sequence import MAX_DEPTH_M, ROT_TOL, FormatError, Sequence4D
 from ...geometry.cameras import invert_rigid, quaternion_to_matrix, transform_points, unproject_depth
 from ...geometry.flow import (allocentric_to_egocentric, compose_points, doppler_velocity, egocentric_to_allocentric,
@@ -125,19 +124,7 @@ class ViewDataset(torch.utils.data.Dataset):
         if not 2 <= views <= clip_frames:
             raise ValueError(f"need 2 <= views ({views}) <= clip_frames ({clip_frames})")
         self.clip, self.N, self.train = clip_frames, views, train
-        if isinstance(sources, (str, Path)):
-            folder = Path(sources)
-            entries = [e for e in read_manifest(folder)["sequences"] if split is None or e["split"] == split]
-            if not entries:
-                raise ValueError(f"{folder}: no sequences for split={split!r}")
-            self.sources = [folder / e["file"] for e in entries]
-            self.sequences = [_arrays(Sequence4D.load(f), f.name) for f in self.sources]
-        else:
-            self.sources = list(sources)
-            self.sequences = [_arrays(s, f"sequence {i}") for i, s in enumerate(self.sources)]
-        for i, seq in enumerate(self.sequences):
-            if seq["rgb"].shape[0] < clip_frames:
-                raise ValueError(f"sequence {i} has {seq['rgb'].shape[0]} frames, fewer than clip_frames={clip_frames}")
+        self.sources, self.sequences = clip_sources(sources, split, _arrays, clip_frames)   # paths or Sequence4Ds
 
     def __len__(self) -> int:
         return len(self.sequences)

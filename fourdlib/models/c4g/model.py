@@ -84,7 +84,6 @@ Choices (ours; the project page gives no architecture details beyond its figure)
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -93,7 +92,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from ...data.dataset import read_manifest
+from ...data.dataset import clip_sources
 from ...data.sequence import FormatError, Sequence4D
 from ...geometry.cameras import camera_rays, invert_rigid, plucker, unproject_depth
 from ...geometry.normalize import median_center_scale
@@ -150,19 +149,7 @@ class ClipDataset(torch.utils.data.Dataset):
             raise ValueError(f"need 1 <= input_frames ({input_frames}) and target_views ({target_views}) "
                              f"<= clip_frames ({clip_frames})")
         self.clip, self.S, self.V, self.train = clip_frames, input_frames, target_views, train
-        if isinstance(sources, (str, Path)):
-            folder = Path(sources)
-            entries = [e for e in read_manifest(folder)["sequences"] if split is None or e["split"] == split]
-            if not entries:
-                raise ValueError(f"{folder}: no sequences for split={split!r}")
-            self.sources = [folder / e["file"] for e in entries]      # paths: loaded again on demand
-            self.sequences = [_views(Sequence4D.load(f), f.name) for f in self.sources]
-        else:
-            self.sources = list(sources)                                # the caller's Sequence4D objects
-            self.sequences = [_views(s, f"sequence {i}") for i, s in enumerate(sources)]
-        for i, seq in enumerate(self.sequences):
-            if seq["rgb"].shape[0] < clip_frames:
-                raise ValueError(f"sequence {i} has {seq['rgb'].shape[0]} frames, fewer than clip_frames={clip_frames}")
+        self.sources, self.sequences = clip_sources(sources, split, _views, clip_frames)   # paths or Sequence4Ds
 
     def __len__(self) -> int:
         return len(self.sequences)
