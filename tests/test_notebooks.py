@@ -311,6 +311,35 @@ def check_native4d_tables(m):
             assert all(0 <= row[k] <= 1 for k in ("Pre@0.005", "Recall@0.005", "IoU") if k in row)
 
 
+def check_com4d_tables(m):
+    floor, mix = "floor: VAE reconstruction of GT", "COM4D (attention mixing)"
+    t = m["mixed"]
+    assert set(t) == {mix, "stitched (no mixing)", "static-only, frame by frame", floor}
+    for row in t.values():
+        assert row["CD"] > 0 and 0 <= row["F-score@0.1"] <= 1 and 0 <= row["penetration IoU"] <= 1
+    assert t[floor]["empty"] == 0.0                  # the GT's own latents always decode to a surface
+    kinds = [k for k in ("test, single animations", "test, static layouts") if k in m]   # smoke may lack one
+    assert kinds
+    for kind in kinds:
+        assert set(m[kind]) == {mix, floor} and m[kind][floor]["CD"] > 0
+    if "test, single animations" in m:
+        assert set(m["ablation"]) == {"COM4D", "w/o diffusion forcing"}
+    for run, d in m["drift"].items():                # scene CD of the frames in / past the training window
+        assert d["early"] > 0 and d["late"] > 0, run
+
+
+def check_any4d_tables(m):
+    t5 = m["table5"]
+    assert {"Any4D (allocentric flow)", "points after motion", "zero flow", "depth difference"} <= set(t5)
+    for row in t5.values():
+        assert row["epe"] >= 0 and 0 <= row["apd"] <= 1 and 0 <= row["tau"] <= 1
+    assert t5["zero flow"]["epe"] < t5["depth difference"]["epe"]      # zero is exact on static pixels
+    t4 = m["table4"]
+    assert set(t4) == {"images only", "images + geometry", "images + Doppler", "all modalities"}
+    assert all(row["abs_rel"] > 0 for row in t4.values())
+    assert min(m["frames_per_s"].values()) > 0
+
+
 CHECKS = {"00_4d_data": check_4d_data, "00_metrics": check_metrics,
           "01_dynatok_tokenization": check_dynatok_tokenization,
           "02_dynatok_latents": check_dynatok_latents,
@@ -324,8 +353,10 @@ CHECKS = {"00_4d_data": check_4d_data, "00_metrics": check_metrics,
           "10_native4d_tables": check_native4d_tables,
           "11_any4d_factored_flow": check_any4d_factored_flow,
           "12_any4d_alternating_attention": check_any4d_alternating_attention,
-          "13_com4d_attention_parsing": check_com4d_attention_parsing,
-          "14_com4d_diffusion_forcing_and_mixing": check_com4d_diffusion_forcing_and_mixing}
+          "13_any4d_tables": check_any4d_tables,
+          "14_com4d_attention_parsing": check_com4d_attention_parsing,
+          "15_com4d_diffusion_forcing_and_mixing": check_com4d_diffusion_forcing_and_mixing,
+          "16_com4d_tables": check_com4d_tables}
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -119,9 +119,8 @@ class COM4DConfig:
 # 21 DiT blocks, 20k DiT steps at batch 50 (steps - vae_steps). TripoSG's VAE (K = 2048
 # latents of C = 64) and DiT (width 2048) were pretrained and cannot be downloaded; ours are
 # trained here from scratch, so their sizes and the VAE's steps are ours. tiny: 2.4M
-# parameters (a checkpoint under 10 MB); one step measured at ~0.75 s (VAE stage) and ~1.3 s
-# (DiT stages) on one busy CPU thread at batch 4, so its 3600 steps should take about an
-# hour (a whole run is not yet measured). smoke: seconds.
+# parameters (a checkpoint under 10 MB); its 3600 steps at batch 4 take about half an hour
+# on one CPU thread (two runs side by side on 2 cores). smoke: seconds.
 _COLUMNS = ("image_size", "train_frames", "history_frames", "surface_points", "occ_points", "occ_resolution",
             "num_latents", "latent_dim", "vae_dim", "vae_enc_depth", "vae_dec_depth", "dim", "heads", "depth", "mlp_ratio",
             "sample_steps", "eval_resolution", "vae_steps", "df_start", "steps", "batch_size", "lr", "warmup_steps")
