@@ -323,7 +323,7 @@ def check_com4d_tables(m):
     for kind in kinds:
         assert set(m[kind]) == {mix, floor} and m[kind][floor]["CD"] > 0
     if "test, single animations" in m:
-        assert set(m["ablation"]) == {"COM4D", "w/o diffusion forcing"}
+        assert set(m["ablation"]) == {"COM4D", "w/o static/dynamic embeddings", "w/o diffusion forcing"}
     for run, d in m["drift"].items():                # scene CD of the frames in / past the training window
         assert d["early"] > 0 and d["late"] > 0, run
 
@@ -340,6 +340,38 @@ def check_any4d_tables(m):
     assert min(m["frames_per_s"].values()) > 0
 
 
+def check_native4d_windows(m):
+    # 4D windows from scratch = the library's labels and packed offsets (STD and STU)
+    assert m["window_labels_match_library"] == 1.0 and m["window_offsets_match_library"] == 1.0
+    assert m["stu_window_labels_match_library"] == 1.0
+    # from scratch = library: 4D encoding, block inputs, masked attention, merge, the whole STD block, expansion
+    for key in ("pe_max_diff_library", "coarse_tokens_max_diff_library", "keys_max_diff_library",
+                "masked_attention_max_diff", "merge_max_diff_library", "expand_max_diff_library",
+                "copies_minus_pe_max_diff", "base_max_diff_library", "std_from_scratch_max_diff"):
+        assert m[key] < 1e-5, key
+    assert m["weight_outside_window"] == 0.0  # no query attends outside its window
+    # sub-frames of a group differ only in the time channels of the 4D encoding
+    assert m["subframe_diff_xyz_channels"] == 0.0
+    assert m["lam"] == 1 or m["subframe_diff_t_channels"] > 0
+    assert m["stu_out_sites_per_token"] == 8 * m["lam"]  # all 8 children of every copy
+    # windows: packed, variable length, cheaper than global attention
+    assert m["windows"] >= 1 and m["keys_per_window_max"] >= m["keys_per_window_mean"] > 0
+    assert m["padding_over_packed_keys"] >= 1 and 0 < m["window_cost_over_global"] <= 1
+    # tokens: the down-conv and the merge over lambda frames shrink the set, within the union bounds
+    assert m["coarse_tokens"] < m["fine_tokens"] <= m["voxels"]
+    assert m["coarse_tokens"] / m["lam"] <= m["merged_tokens"] <= m["coarse_tokens"]
+    assert 0 <= m["merged_seen_in_all_frames"] <= 1
+    # lambda per batch: the largest of 1, 2, 4 dividing every sequence's frame count
+    lam = m["lambda"]
+    assert lam["8"] == 4 and lam["6"] == 2 and lam["7"] == 1 and lam["8 + 6"] == 2 and lam["8 + 5"] == 1
+    for counts, value in lam.items():
+        assert all(int(n) % value == 0 for n in counts.split(" + ")), counts
+    for mix, row in m["mixed_batches"].items():  # different lengths in one batch: groups = frames / lambda
+        frames = sum(int(n) for n in mix.split(" + "))
+        assert frames % row["lambda"] == 0 and row["latent_frames"] == frames // row["lambda"], mix
+        assert row["loss"] == row["loss"] and row["loss"] > 0, mix
+
+
 CHECKS = {"00_4d_data": check_4d_data, "00_metrics": check_metrics,
           "01_dynatok_tokenization": check_dynatok_tokenization,
           "02_dynatok_latents": check_dynatok_latents,
@@ -350,13 +382,14 @@ CHECKS = {"00_4d_data": check_4d_data, "00_metrics": check_metrics,
           "07_c4g_tables": check_c4g_tables,
           "08_native4d_voxels": check_native4d_voxels,
           "09_native4d_sparse_conv": check_native4d_sparse_conv,
-          "10_native4d_tables": check_native4d_tables,
-          "11_any4d_factored_flow": check_any4d_factored_flow,
-          "12_any4d_alternating_attention": check_any4d_alternating_attention,
-          "13_any4d_tables": check_any4d_tables,
-          "14_com4d_attention_parsing": check_com4d_attention_parsing,
-          "15_com4d_diffusion_forcing_and_mixing": check_com4d_diffusion_forcing_and_mixing,
-          "16_com4d_tables": check_com4d_tables}
+          "10_native4d_windows": check_native4d_windows,
+          "11_native4d_tables": check_native4d_tables,
+          "12_any4d_factored_flow": check_any4d_factored_flow,
+          "13_any4d_alternating_attention": check_any4d_alternating_attention,
+          "14_any4d_tables": check_any4d_tables,
+          "15_com4d_attention_parsing": check_com4d_attention_parsing,
+          "16_com4d_diffusion_forcing_and_mixing": check_com4d_diffusion_forcing_and_mixing,
+          "17_com4d_tables": check_com4d_tables}
 
 
 @pytest.fixture(scope="module", autouse=True)
