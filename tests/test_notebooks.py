@@ -372,6 +372,32 @@ def check_native4d_windows(m):
         assert row["loss"] == row["loss"] and row["loss"] > 0, mix
 
 
+def check_native4d_rasteriser(m):
+    # from scratch (a ray walked cell by cell through the grid) = render_voxels: image, depth, alpha
+    for key in ("toy_image_max_diff_library", "toy_depth_max_diff_library", "toy_alpha_max_diff_library"):
+        assert m[key] < 1e-5, key
+    assert m["toy_voxels"] >= 1 and m["toy_pixels_hit"] > 0
+    # gradients: gradcheck in float64; nothing reaches a voxel behind an opaque one
+    assert m["gradcheck_passed"] == 1.0 and m["grad_behind_opaque"] == 0.0
+    # a real frame: GT voxels (occupancy 1) render opaque, from its camera and orbited 90 degrees
+    assert m["frame_voxels"] > 0 and m["gt_alpha_binary"] == 1.0
+    assert 0 < m["coverage_own_camera"] < 1 and 0 < m["coverage_orbited"] < 1
+    # the VAE's render_loss is the MSE of the two renders from the frame's camera
+    assert m["render_loss_max_diff"] < 1e-6
+    # fitting colours by rendering: the loss falls and a view never rendered in the fit improves clearly
+    assert m["colour_loss_last"] < 0.5 * m["colour_loss_first"]
+    assert m["colour_psnr_after"] > m["colour_psnr_before"] + 3
+    assert 0 < m["colour_voxels_reached"] <= 1 and m["colour_error_reached"] < 0.1
+    # the same for occupancy (0.5 at the start): the seen voxels turn opaque
+    assert m["occupancy_loss_last"] < m["occupancy_loss_first"]
+    assert m["occupancy_psnr_after"] > m["occupancy_psnr_before"]
+    assert 0.5 < m["occupancy_mean_reached"] <= 1
+    # timings: every (scene, image size, tile size) measured
+    assert len(m["render_ms"]) == 12
+    for case, row in m["render_ms"].items():
+        assert 0 < row["forward_ms"] and 0 < row["forward_backward_ms"], case
+
+
 CHECKS = {"00_4d_data": check_4d_data, "00_metrics": check_metrics,
           "01_dynatok_tokenization": check_dynatok_tokenization,
           "02_dynatok_latents": check_dynatok_latents,
@@ -383,13 +409,14 @@ CHECKS = {"00_4d_data": check_4d_data, "00_metrics": check_metrics,
           "08_native4d_voxels": check_native4d_voxels,
           "09_native4d_sparse_conv": check_native4d_sparse_conv,
           "10_native4d_windows": check_native4d_windows,
-          "11_native4d_tables": check_native4d_tables,
-          "12_any4d_factored_flow": check_any4d_factored_flow,
-          "13_any4d_alternating_attention": check_any4d_alternating_attention,
-          "14_any4d_tables": check_any4d_tables,
-          "15_com4d_attention_parsing": check_com4d_attention_parsing,
-          "16_com4d_diffusion_forcing_and_mixing": check_com4d_diffusion_forcing_and_mixing,
-          "17_com4d_tables": check_com4d_tables}
+          "11_native4d_rasteriser": check_native4d_rasteriser,
+          "12_native4d_tables": check_native4d_tables,
+          "13_any4d_factored_flow": check_any4d_factored_flow,
+          "14_any4d_alternating_attention": check_any4d_alternating_attention,
+          "15_any4d_tables": check_any4d_tables,
+          "16_com4d_attention_parsing": check_com4d_attention_parsing,
+          "17_com4d_diffusion_forcing_and_mixing": check_com4d_diffusion_forcing_and_mixing,
+          "18_com4d_tables": check_com4d_tables}
 
 
 @pytest.fixture(scope="module", autouse=True)

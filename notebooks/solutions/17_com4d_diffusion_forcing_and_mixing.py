@@ -1,6 +1,6 @@
-"""Solutions to the exercises of notebooks/16_com4d_diffusion_forcing_and_mixing.ipynb.
+"""Solutions to the exercises of notebooks/17_com4d_diffusion_forcing_and_mixing.ipynb.
 
-Run: python notebooks/solutions/16_com4d_diffusion_forcing_and_mixing.py  (seconds at
+Run: python notebooks/solutions/17_com4d_diffusion_forcing_and_mixing.py  (seconds at
 FOURD_SCALE=smoke; random-weight models, no training).
 """
 import dataclasses

@@ -1,6 +1,6 @@
-"""Solutions to the exercises of notebooks/15_com4d_attention_parsing.ipynb.
+"""Solutions to the exercises of notebooks/16_com4d_attention_parsing.ipynb.
 
-Run: python notebooks/solutions/15_com4d_attention_parsing.py  (seconds at any scale: random
+Run: python notebooks/solutions/16_com4d_attention_parsing.py  (seconds at any scale: random
 weights, no training, no data set).
 """
 import dataclasses

@@ -1,6 +1,6 @@
-"""Solutions to the exercises of notebooks/13_any4d_alternating_attention.ipynb.
+"""Solutions to the exercises of notebooks/14_any4d_alternating_attention.ipynb.
 
-Run: python notebooks/solutions/13_any4d_alternating_attention.py  (a few seconds; nothing is trained).
+Run: python notebooks/solutions/14_any4d_alternating_attention.py  (a few seconds; nothing is trained).
 """
 import dataclasses
 

@@ -1,6 +1,6 @@
-"""Solutions to the exercises of notebooks/11_native4d_tables.ipynb.
+"""Solutions to the exercises of notebooks/12_native4d_tables.ipynb.
 
-Run: python notebooks/solutions/11_native4d_tables.py  (under a minute at FOURD_SCALE=smoke; a few
+Run: python notebooks/solutions/12_native4d_tables.py  (under a minute at FOURD_SCALE=smoke; a few
 minutes at tiny, where the committed run is loaded and the unseen-motion split evaluated three times).
 """
 import dataclasses

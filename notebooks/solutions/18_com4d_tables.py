@@ -1,6 +1,6 @@
-"""Solutions to the exercises of notebooks/17_com4d_tables.ipynb.
+"""Solutions to the exercises of notebooks/18_com4d_tables.ipynb.
 
-Run: python notebooks/solutions/17_com4d_tables.py  (about a minute at FOURD_SCALE=smoke, where the
+Run: python notebooks/solutions/18_com4d_tables.py  (about a minute at FOURD_SCALE=smoke, where the
 run trains for seconds; a few minutes at tiny, where the committed run is loaded and a few held-out
 mixed scenes are sampled several times).
 """

@@ -1,6 +1,6 @@
-"""Solutions to the exercises of notebooks/14_any4d_tables.ipynb.
+"""Solutions to the exercises of notebooks/15_any4d_tables.ipynb.
 
-Run: python notebooks/solutions/14_any4d_tables.py  (under a minute at FOURD_SCALE=smoke, where the
+Run: python notebooks/solutions/15_any4d_tables.py  (under a minute at FOURD_SCALE=smoke, where the
 run trains for seconds; about a minute at tiny, where the committed run is loaded).
 """
 import os

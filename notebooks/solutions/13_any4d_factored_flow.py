@@ -1,6 +1,6 @@
-"""Solutions to the exercises of notebooks/12_any4d_factored_flow.ipynb.
+"""Solutions to the exercises of notebooks/13_any4d_factored_flow.ipynb.
 
-Run: python notebooks/solutions/12_any4d_factored_flow.py  (a second; nothing is trained).
+Run: python notebooks/solutions/13_any4d_factored_flow.py  (a second; nothing is trained).
 """
 import numpy as np
 
