@@ -31,8 +31,9 @@ corner counts the voxel fully (hard, aliased edges; supersample pixels if that m
 Use in the paper's rendering loss (eq. 21): render the decoded voxels (sigmoid occupancy,
 colour head) into a training view, with the same background as the target image, and
     L_render = mean over the M views of || mask * (image - target) ||^2,
-mask (H, W) the valid pixels (those with a valid depth in the data; the paper's M^i). The
-loss reaches occupancy (how much each hit voxel covers, and hides what is behind it) and colour.
+mask (H, W) the valid pixels (the paper's M^i; when the target is itself a render of the GT
+voxels on the same background, as in the Native 4D VAE's `render_loss`, every pixel is valid
+and the mask is dropped). The loss reaches occupancy (how much each hit voxel covers, and hides what is behind it) and colour.
 Voxel positions are discrete cells and get no gradient; the camera is treated as a constant
 (its geometry is computed without autograd).
 
@@ -45,8 +46,9 @@ The steps (`render_voxels` runs them):
                 (a ray through a shared edge) break the same way whatever the input order.
   3. tiles      the image is cut into tile_size^2 tiles; a voxel belongs to every tile with a pixel
                 centre in its box. 8 x 8 by default: a voxel's box is small, and a smaller tile casts
-                each ray against fewer voxels (2.5x faster than 16 x 16 at 64 x 64 on CPU; see
-                `benchmarks/bench_render_voxels.py`).
+                each ray against fewer voxels, which pays on dense frames (thousands of voxels);
+                on sparse ones (a few hundred) 16 x 16 can be faster, as fewer tiles mean fewer
+                loop steps (`benchmarks/bench_render_voxels.py`, notebook 11).
   4. cast       per tile, every pixel ray against every voxel of the tile: the slab test
                 (t_in = max over axes of the entry t, t_out = min of the exit t; hit when
                 t_out > max(t_in, near)), then a per-pixel sort of the hits by t_in (exact: the
