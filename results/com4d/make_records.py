@@ -21,6 +21,7 @@ load); sampling is seeded per sequence; nothing here is tuned on these sequences
 """
 from __future__ import annotations
 
+import functools
 import time
 
 import numpy as np
@@ -55,17 +56,23 @@ def _metrics(table: pd.DataFrame, rows=None) -> dict:
     return {LABELS[m]: {c: float(s.loc[m, c]) for c in COLUMNS if s.loc[m, c] == s.loc[m, c]} for m in s.index}
 
 
-def _runs_caption(runs) -> str:
-    return ", ".join(f"`{SCALE}_{key}` ({info['train_seconds'] or 0:.0f} s of training)" for key, info in runs)
+@functools.cache
+def _run(key: str):
+    """A committed course run, loaded once per process: (model, history, info)."""
+    return course_run(key, SCALE, seed=SEED)
+
+
+def _runs_caption(keys) -> str:
+    return ", ".join(f"`{SCALE}_{key}` ({_run(key)[2]['train_seconds'] or 0:.0f} s of training)" for key in keys)
 
 
 def make(name: str):
     split = RESULTS[name]
     start = time.time()
     folder = course_data("compositional", SCALE, seed=SEED)
-    model, _, info = course_run("compositional", SCALE, seed=SEED)
+    model = _run("compositional")[0]
     cfg = model.cfg
-    notes, runs = [], [("compositional", info)]
+    notes, keys = [], ["compositional"]
     if name == "tiny_mixed":
         table = evaluate_split(model, folder, split, seed=SEED, progress=True)
         metrics = _metrics(table)
@@ -87,11 +94,9 @@ def make(name: str):
                 f"{n_sta} static multi-object scenes (its 3D scene setting)")
     elif name == "tiny_ablation":
         metrics, per_seq = {}, {}
+        keys = list(ABLATION.values())
         for label, key in ABLATION.items():
-            m, _, inf = (model, None, info) if key == "compositional" else course_run(key, SCALE, seed=SEED)
-            if key != "compositional":
-                runs.append((key, inf))
-            table = evaluate_split(m, folder, split, methods=("mix",), seed=SEED, progress=True)
+            table = evaluate_split(_run(key)[0], folder, split, methods=("mix",), seed=SEED, progress=True)
             table = table[table["dynamic"] > 0]
             s = summarize(table).loc["mix"]
             metrics[label] = {c: float(s[c]) for c in ("CD", "F-score@0.1", "IoU")}
@@ -102,8 +107,8 @@ def make(name: str):
         what = (f"held-out split `{split}`, its {len(table)} single animations (the setting of the paper's "
                 f"ablation, DeformingThings), attention mixing with each run")
     else:
-        runs.append(("no_forcing", course_run("no_forcing", SCALE, seed=SEED)[2]))
-        models = {"COM4D (diffusion forcing)": model, "w/o diffusion forcing": course_run("no_forcing", SCALE, seed=SEED)[0]}
+        keys.append("no_forcing")
+        models = {"COM4D (diffusion forcing)": model, "w/o diffusion forcing": _run("no_forcing")[0]}
         metrics, curves = {}, {}
         for label, m in models.items():
             table = evaluate_split(m, folder, split, methods=("mix",), seed=SEED, progress=True)
@@ -120,7 +125,7 @@ def make(name: str):
         what = (f"held-out split `{split}`, the {len(table)} scenes with a moving object: {len(curve)} frames, twice "
                 f"the {cfg.train_frames}-frame training window, generated with the history-guided sliding window "
                 f"({cfg.history_frames} clean history frames)")
-    caption = f"{SCALE}, course compositional set, {what}. {METRIC_NOTE} Runs {_runs_caption(runs)}."
+    caption = f"{SCALE}, course compositional set, {what}. {METRIC_NOTE} Runs {_runs_caption(keys)}."
     path = repro.record(metrics, scale=SCALE, seed=SEED, data=f"course compositional set, split {split}",
                         notebook="results/com4d/make_records.py", variant=name, device="cpu",
                         extra={"caption": caption, "row_header": SCALE, "notes": notes},
