@@ -166,3 +166,107 @@ def test_deepdeform_plain_rgbd():
     np.testing.assert_allclose(K[0], [575.548, 0, 323.672], atol=1e-3)       # cx + 0.5: pixel centres
     assert all(len(p) > 100_000 for p in seq.partial_points)
     assert seq.partial_colors[0].shape == seq.partial_points[0].shape
+
+
+# ---------------------------------------------------------------- DeepDeform at a model's size
+
+SHIRT = REAL / "deepdeform_shirt/train_seq258"
+
+
+def test_deepdeform_pair_keeps_rays_and_flow():
+    from fourdlib.data.deepdeform import deepdeform_pair, load_deepdeform
+    from fourdlib.geometry.cameras import unproject_depth
+
+    p = deepdeform_pair(SHIRT, 64)
+    seq, full = p.sequence, load_deepdeform(SHIRT)
+    assert seq.rgb.shape == (2, 1, 64, 64, 3) and p.flow.shape == (64, 64, 3) and p.mask.shape == (64, 64)
+    x0, y0, side, _ = seq.meta["resample"]["crop_xywh"]
+    k = seq.meta["resample"]["block"]
+    assert (x0, y0, side, k) == (96, 16, 448, 7)                              # 640 x 480 -> 448 = 7 x 64
+    # intrinsics: output pixel (j, i) sees along the ray of full-res pixel (x0 + k j + k // 2, y0 + k i + k // 2)
+    centres = np.s_[y0 + k // 2:y0 + side:k, x0 + k // 2:x0 + side:k]
+    rays = unproject_depth(np.ones((64, 64), np.float32), seq.intrinsics[0, 0])
+    rays_full = unproject_depth(np.ones((480, 640), np.float32), full.intrinsics[0, 0])[centres]
+    np.testing.assert_allclose(rays, rays_full, atol=1e-6)
+    np.testing.assert_array_equal(seq.depth[:, 0], full.depth[:, 0][:, centres[0], centres[1]])
+    # RGB is the block mean
+    block = full.rgb[1, 0, y0 + 7 * 10:y0 + 7 * 11, x0 + 7 * 20:x0 + 7 * 21].reshape(-1, 3).mean(0)
+    np.testing.assert_allclose(seq.rgb[1, 0, 10, 20], block, atol=0.5)
+    # the resampled GT flow still carries source points onto the resampled target depth
+    # (full resolution: 3.2 mm median; here every target pixel is one of 7 x 7, so a few mm more)
+    m = seq.flow_valid[1]
+    assert m.sum() == np.isfinite(p.flow).all(-1)[seq.depth[0, 0] > 0].sum() > 1000
+    mm, frac = _depth_agreement(seq, 1, seq.scene_flow[1], m)
+    dz = _dz(seq, 1, seq.scene_flow[1], m)
+    still, _ = _depth_agreement(seq, 1, 0 * seq.scene_flow[1], m)
+    print(f"DeepDeform 64 x 64: median |dz| {mm:.1f} mm, {np.mean(dz < 0.03):.0%} within 3 cm; "
+          f"no motion {still:.0f} mm")
+    assert mm < 10 and frac > 0.9 and np.mean(dz < 0.03) > 0.8
+    assert still > 10 * mm
+
+
+def _dz(seq, target, flow, mask):
+    """|z - target depth| (m) of the warped points, 1.0 (a miss) for those landing off the image or depth."""
+    x = (seq.flow_points + flow)[mask]
+    K = seq.intrinsics[target, 0].astype(np.float64)                         # identity poses: camera = world
+    uv = x[:, :2] / x[:, 2:] * [K[0, 0], K[1, 1]] + [K[0, 2], K[1, 2]]
+    col, row = np.floor(uv).astype(int).T
+    H, W = seq.depth.shape[-2:]
+    inside = (col >= 0) & (col < W) & (row >= 0) & (row < H)
+    d = np.zeros(len(x), np.float32)
+    d[inside] = seq.depth[target, 0][row[inside], col[inside]]
+    return np.where(d > 0, np.abs(x[:, 2] - d), 1.0)
+
+
+def test_evaluate_deepdeform_rows_and_zero_flow():
+    import torch
+
+    from fourdlib.data.deepdeform import deepdeform_pair
+    from fourdlib.models.any4d import CONFIGS, Any4D, evaluate_deepdeform
+
+    cfg = CONFIGS["smoke"]
+    torch.manual_seed(0)
+    rows, maps = evaluate_deepdeform(Any4D(cfg), SHIRT, return_maps=True)
+    assert list(rows.method) == ["Any4D", "Any4D (GT-scale aligned)", "zero flow", "depth difference"]
+    assert rows[["epe", "apd", "tau"]].notna().all().all() and rows.apd.between(0, 1).all()
+    # zero flow's EPE is the mean GT flow norm on the scored pixels (GT flow, depth, shirt mask)
+    p = deepdeform_pair(SHIRT, cfg.image_size)
+    scored = np.isfinite(p.flow).all(-1) & (p.sequence.depth[0, 0] > 0) & p.mask
+    assert scored.sum() > 100 and (maps["scored"] == scored).all()
+    zero = rows.set_index("method").loc["zero flow"]
+    assert zero.epe == pytest.approx(np.linalg.norm(p.flow[scored], axis=-1).mean(), rel=1e-5)
+    assert maps["pred_flow"].shape == maps["points"].shape == (cfg.image_size, cfg.image_size, 3)
+
+
+def _copy_shirt(dst, skip=()):
+    """The shirt sequence's files copied (writable: the samples are read-only) without `skip`."""
+    import shutil
+
+    for f in SHIRT.rglob("*"):
+        rel = f.relative_to(SHIRT)
+        if f.is_file() and not any(str(rel).startswith(s) for s in skip):
+            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(f, dst / rel)
+    return dst
+
+
+def test_deepdeform_pair_refuses_bad_input(tmp_path):
+    from fourdlib.data.deepdeform import deepdeform_pair
+    from fourdlib.data.sequence import FormatError
+    from fourdlib.models.any4d import CONFIGS, Any4D, evaluate_deepdeform
+
+    with pytest.raises(FileNotFoundError, match="no scene flow"):
+        deepdeform_pair(_copy_shirt(tmp_path / "noflow", skip=("scene_flow",)), 64)
+    with pytest.raises(FileNotFoundError, match="000000_shirt.png"):
+        deepdeform_pair(_copy_shirt(tmp_path / "nomask", skip=("mask",)), 64)
+    with pytest.raises(FileNotFoundError, match="000110.png"):
+        deepdeform_pair(_copy_shirt(tmp_path / "notarget", skip=("depth/000110",)), 64)
+    small = _copy_shirt(tmp_path / "small")
+    sflow = small / "scene_flow/shirt_000000_000110.sflow"
+    sflow.write_bytes(np.array([320, 240, 3], np.uint32).tobytes() + np.zeros(320 * 240 * 3, np.float32).tobytes())
+    with pytest.raises(FormatError, match="flow is"):
+        deepdeform_pair(small, 64)
+    with pytest.raises(ValueError, match="size must be"):
+        deepdeform_pair(SHIRT, 481)
+    with pytest.raises(ValueError, match="patch size"):
+        evaluate_deepdeform(Any4D(CONFIGS["smoke"]), SHIRT, size=36)

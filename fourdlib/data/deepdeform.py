@@ -14,6 +14,9 @@ One sequence folder (as in the dataset and NeuralTracking's `example_data/`):
 `.sflow` / `.oflow`: a header of three uint32 (width, height, channels) then float32 values
 laid out [channels, height, width]; pixels without GT are NaN or inf.
 
+At a model's input size: `deepdeform_pair(folder, size)` crops and resamples a flow pair
+(source, target, GT scene flow, object mask) without blending across depth edges.
+
 Cameras: DeepDeform gives no camera poses. The GT scene flow is the motion relative to the
 camera (source camera frame), and it carries source points onto the target depth in the
 same camera frame, so we take world = that camera frame and cam_to_world = identity for
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import re
 import struct
+from typing import NamedTuple
 
 import numpy as np
 
@@ -116,13 +120,8 @@ def load_deepdeform(folder, frames=None, *, fps: float = 30.0, flow: bool = True
     colors = [rgb[t, 0][p[:, 1], p[:, 0]] for t, p in enumerate(pix)]
 
     kw, pair = {}, None
-    sdir = folder / "scene_flow"
-    if flow and sdir.is_dir():
-        for p in sorted(sdir.glob("*.sflow")):
-            m = re.fullmatch(r"(.+)_(\d+)_(\d+)", p.stem)
-            if m and int(m.group(2)) in frames and int(m.group(3)) in frames:
-                pair = (p, m.group(1), int(m.group(2)), int(m.group(3)))
-                break
+    if flow:
+        pair = next((p for p in _flow_pairs(folder) if p[2] in frames and p[3] in frames), None)
     if pair is not None:
         p, obj, src, tgt = pair
         ref, t_idx = frames.index(src), frames.index(tgt)
@@ -148,3 +147,122 @@ def load_deepdeform(folder, frames=None, *, fps: float = 30.0, flow: bool = True
               "flow_object": None if pair is None else pair[1],
               "cameras": "no poses in DeepDeform: world = the (static) camera frame, identity poses",
               "licence": DEEPDEFORM_LICENCE, "citation": DEEPDEFORM_CITATION}, **kw)
+
+
+class DeepDeformPair(NamedTuple):
+    """A DeepDeform source/target pair at a model's input size (`deepdeform_pair`).
+
+    sequence  Sequence4D of 2 frames (source, target), 1 view, identity poses; its scene flow
+              fields hold the source's valid-depth pixels (flow_valid: finite GT there).
+    flow      (size, size, 3) float32 GT scene flow of the source pixels, metres, source camera
+              frame, NaN where there is no GT.
+    mask      (size, size) bool object mask of the source frame.
+    """
+    sequence: Sequence4D
+    flow: np.ndarray
+    mask: np.ndarray
+
+
+def _flow_pairs(folder) -> list[tuple]:
+    """(path, object, source, target) of every scene_flow/OBJ_S_T.sflow of a sequence folder."""
+    sdir = folder / "scene_flow"
+    found = []
+    for p in sorted(sdir.glob("*.sflow")) if sdir.is_dir() else []:
+        m = re.fullmatch(r"(.+)_(\d+)_(\d+)", p.stem)
+        if m:
+            found.append((p, m.group(1), int(m.group(2)), int(m.group(3))))
+    return found
+
+
+def deepdeform_pair(folder, size: int, pair: str | None = None) -> DeepDeformPair:
+    """A DeepDeform flow pair cropped and resampled to `size` x `size` pixels.
+
+    pair: the stem of a scene_flow/OBJ_SSSSSS_TTTTTT.sflow file (default: the folder's only one).
+    Reads source and target colour and depth, the GT scene flow and the source's object mask
+    (mask/SSSSSS_OBJ.png).
+
+    Crop: the centred square of side k * size with k the largest ODD integer such that
+    k * size fits the shorter side (640 x 480 -> 448 x 448 for size 64, k = 7; the whole 480
+    for size 32, k = 15). Each output pixel is then a k x k block of source pixels, and with k
+    odd the block's centre is the centre of one source pixel, so the output pixel's ray is
+    exactly that pixel's ray (with 480 / 64 = 7.5 no source pixel would sit on it).
+    Resampling: RGB is the block's mean (area averaging: an image, blending is fine). Depth,
+    GT flow and mask are those of the block's CENTRE pixel (nearest): an average across a
+    depth edge is a point in mid-air, a median of depths would no longer belong to the pixel
+    whose GT flow we keep, and the centre pixel keeps depth, flow and mask of one and the same
+    surface point on the output pixel's exact ray.
+    Intrinsics (fourdlib's convention, pixel i covers [i, i+1), which `load_deepdeform`
+    already applied to DeepDeform's integer pixel centres): the crop shifts cx, cy by its
+    offset, the k-fold shrink divides fx, fy, cx, cy by k. Exact, because continuous image
+    coordinates scale with the pixel edges (in DeepDeform's integer-centre convention the
+    same map reads cx' = (cx + 0.5 - x0) / k - 0.5).
+
+    Refuses (FileNotFoundError / FormatError / ValueError, naming the file): a folder without
+    scene_flow/*.sflow, several pairs without `pair`, missing frames or mask, a flow or mask
+    of another size than the depth, a size larger than the shorter image side.
+    """
+    folder = need_dir(folder, "DeepDeform sequence")
+    size = int(size)
+    pairs = _flow_pairs(folder)
+    if not pairs:
+        raise FileNotFoundError(f"{folder}: no scene flow (no scene_flow/OBJ_SSSSSS_TTTTTT.sflow file); "
+                                "deepdeform_pair needs a pair with GT scene flow")
+    if pair is None:
+        if len(pairs) > 1:
+            raise ValueError(f"{folder}: {len(pairs)} scene flow pairs {[p[0].stem for p in pairs]}; "
+                             "choose one with pair=")
+        path, obj, src, tgt = pairs[0]
+    else:
+        chosen = [p for p in pairs if p[0].stem == pair]
+        if not chosen:
+            raise FileNotFoundError(f"{folder}: no scene_flow/{pair}.sflow (pairs: {[p[0].stem for p in pairs]})")
+        path, obj, src, tgt = chosen[0]
+    full = load_deepdeform(folder, [src, tgt], flow=False)                 # checks colour vs depth sizes
+    H, W = full.depth.shape[2:]
+    flow = read_flow_file(path, channels=3)
+    if flow.shape[:2] != (H, W):
+        raise FormatError(f"{path}: flow is {flow.shape[:2]} but the depth maps are {(H, W)}")
+    mask_path = folder / "mask" / f"{src:06d}_{obj}.png"
+    mask = read_mask(mask_path)
+    if mask.shape != (H, W):
+        raise FormatError(f"{mask_path}: mask is {mask.shape} but the depth maps are {(H, W)}")
+    if not 1 <= size <= min(H, W):
+        raise ValueError(f"size must be in [1, {min(H, W)}] (the shorter image side), got {size}")
+    k = min(H, W) // size
+    k -= 1 - k % 2                                                         # odd: a centre pixel exists
+    side = k * size
+    x0, y0 = (W - side) // 2, (H - side) // 2
+    c = k // 2                                                             # centre pixel within a block
+
+    def centre(a):  # (H, W, ...) -> (size, size, ...): each block's centre pixel
+        return a[y0 + c:y0 + side:k, x0 + c:x0 + side:k]
+
+    rgb = full.rgb[:, 0, y0:y0 + side, x0:x0 + side].astype(np.float64)
+    rgb = rgb.reshape(2, size, k, size, k, 3).mean((2, 4)).round().astype(np.uint8)   # block means
+    depth = np.stack([centre(full.depth[t, 0]) for t in range(2)])
+    flow, mask = centre(flow), centre(mask)
+    K = full.intrinsics[0, 0].astype(np.float64).copy()
+    K[0, 2] -= x0
+    K[1, 2] -= y0
+    K[:2] /= k
+    K = K.astype(np.float32)
+    for t, f in enumerate((src, tgt)):
+        if not (depth[t] > 0).any():
+            raise FormatError(f"{folder}: frame {f} has no valid depth in the {side} x {side} centre crop")
+    partial, pix = zip(*[depth_to_points(depth[t], K) for t in range(2)])
+    pixels = pix[0]
+    f0 = flow[pixels[:, 1], pixels[:, 0]]
+    ok = np.isfinite(f0).all(1)
+    scene_flow = np.zeros((2, len(pixels), 3), np.float32)
+    scene_flow[1] = np.where(ok[:, None], f0, 0)
+    eye = np.eye(4, dtype=np.float32)
+    seq = Sequence4D(
+        times=full.times, rgb=rgb[:, None], depth=depth[:, None], intrinsics=np.broadcast_to(K, (2, 1, 3, 3)).copy(),
+        cam_to_world=np.broadcast_to(eye, (2, 1, 4, 4)).copy(), partial_points=list(partial),
+        partial_colors=[rgb[t][p[:, 1], p[:, 0]] for t, p in enumerate(pix)],
+        flow_ref=0, flow_points=partial[0], flow_pixels=pixels, scene_flow=scene_flow,
+        flow_valid=np.stack([ok, ok]),
+        meta={**full.meta, "name": f"deepdeform_{folder.name}_{size}", "flow_pair": [src, tgt], "flow_object": obj,
+              "resample": {"crop_xywh": [int(x0), int(y0), int(side), int(side)], "block": int(k), "size": size,
+                           "rgb": "block mean", "depth, flow, mask": "block centre pixel"}})
+    return DeepDeformPair(seq, flow, mask)

@@ -27,6 +27,9 @@ passes of 2 views instead of one pass of N (`predict_pairwise`). What the one N-
 buys over a two-frame model, in accuracy here and in frames/s in
 benchmarks/bench_any4d_speed.py.
 
+A real pair (`evaluate_deepdeform`): the same scores on a DeepDeform RGB-D pair with GT scene
+flow, resampled to the model's size; identity poses (DeepDeform has none), the object's pixels.
+
 Trivial references (rows "zero flow", "depth difference"):
   zero flow         M = 0: every static pixel is exact; what a model must beat on moving ones.
   depth difference  the GT reference point projected into view i with the GT pose and
@@ -38,6 +41,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import default_collate
@@ -45,9 +49,10 @@ from torch.utils.data import default_collate
 from ...geometry.cameras import project, unproject_depth
 from ...metrics.depth import depth_metrics
 from ...metrics.flow import apd, epe3d, inlier_ratio
-from .model import gt_factors, model_inputs, predict
+from .model import gt_factors, model_inputs, predict, views_batch
 
-__all__ = ["zero_flow", "depth_difference_flow", "predict_pairwise", "flow_scores", "evaluate", "summary"]
+__all__ = ["zero_flow", "depth_difference_flow", "predict_pairwise", "gt_scale", "flow_scores", "evaluate", "summary",
+           "evaluate_deepdeform"]
 
 # batch entries with one slice per view (dim 1); the rest belong to the clip
 PER_VIEW = ("rgb", "depth", "K", "cam_to_world", "doppler", "flow", "frames")
@@ -119,6 +124,16 @@ def predict_pairwise(model, batch: dict, keep=None) -> dict[str, torch.Tensor]:
     return out
 
 
+def gt_scale(out: dict, gt: dict) -> torch.Tensor:
+    """(B,) the GT-consistent metric scale s* = z_gt / z_pred of `predict`'s outputs `out`:
+    z_pred the mean distance of the predicted normalised points to the origin over the pixels
+    with GT depth (the loss's normalisation), gt from `gt_factors`. s* · flow_n is the flow
+    "aligned" to the GT scale."""
+    valid = gt["valid"]
+    z_pred = (out["points_n"].norm(dim=-1) * valid).sum((1, 2, 3)) / valid.sum((1, 2, 3)).clamp_min(1)
+    return gt["z"] / z_pred.clamp_min(1e-6)
+
+
 def flow_scores(pred: torch.Tensor, batch: dict, b: int = 0) -> dict:
     """epe, apd, tau (+ "_dyn" on moving pixels; NaN where there are none) of clip b's flow
     pred (B, N, H, W, 3) against batch["flow"] (module docstring)."""
@@ -156,14 +171,12 @@ def evaluate(model, dataset, *, keep=None, max_items: int | None = None, referen
     for i in range(n):
         batch = default_collate([dataset[i]])
         gt = gt_factors(batch, model_inputs(batch), cfg.motion)
-        valid = gt["valid"]
         methods = {"Any4D": predict}
         if pairwise:
             methods["Any4D pairwise"] = predict_pairwise
         for method, fn in methods.items():
             out = fn(model, batch, keep)
-            z_pred = (out["points_n"].norm(dim=-1) * valid).sum((1, 2, 3)) / valid.sum((1, 2, 3)).clamp_min(1)
-            s_star = gt["z"] / z_pred.clamp_min(1e-6)                      # GT-consistent scale
+            s_star = gt_scale(out, gt)
             aligned = s_star[:, None, None, None, None] * out["flow_n"]
             row = {"clip": i, "method": method, **flow_scores(out["flow"], batch),
                    "epe_aligned": flow_scores(aligned, batch)["epe"],
@@ -183,3 +196,90 @@ def summary(rows: pd.DataFrame) -> pd.DataFrame:
     """Mean of every score per method (NaN-skipping), methods in their first-seen order."""
     order = list(dict.fromkeys(rows["method"]))
     return rows.drop(columns="clip").groupby("method", sort=False).mean().reindex(order)
+
+
+@torch.no_grad()
+def evaluate_deepdeform(model, folder, *, size: int | None = None, keep=None, pair: str | None = None,
+                        return_maps: bool = False):
+    """Any4D on a REAL pair: a DeepDeform sequence folder with GT scene flow (source -> target).
+
+    What is evaluated: the model's metric flow of the source frame's pixels to the target's
+    time (`predict` on the 2 views, source first: the reference), against DeepDeform's GT
+    scene flow, with flow_scores' EPE, APD and τ (module docstring), on the pixels with valid
+    GT flow AND valid source depth AND inside the source's object mask. DeepDeform has no
+    camera poses: as `load_deepdeform`, world = the source camera and both poses are identity,
+    so the GT flow (motion relative to the camera, source camera frame) is exactly the
+    allocentric flow in the reference camera's frame that Any4D predicts. Inputs `keep`:
+    default every input of the model but Doppler (none in DeepDeform), the identity poses
+    included (as `infer.reconstruct` does).
+
+    Rows (DataFrame, columns method, epe, apd, tau, scale_log_err, abs_rel, delta1; the last
+    three on model rows only): "Any4D"; "Any4D (GT-scale aligned)", the same flow at the
+    GT-consistent scale s* (`gt_scale`, as evaluate's epe_aligned); "zero flow" (its EPE is the
+    mean GT flow norm on the scored pixels); "depth difference" (`depth_difference_flow` with
+    the identity poses: each source point moved along its own ray to the target's depth at the
+    same pixel). abs_rel / delta1: the model's metric z-depth of both frames against the sensor.
+
+    Resampling (`fourdlib.data.deepdeform.deepdeform_pair`): centred square crop of k x size
+    pixels (k the largest odd integer that fits; 448 x 448 for size 64), RGB averaged over
+    k x k blocks, depth, GT flow and mask taken at each block's centre pixel (no blending
+    across depth edges; the output pixel's ray is that pixel's ray), intrinsics shifted and
+    divided by k exactly. size: default the model's cfg.image_size (it must be a multiple of
+    the patch size).
+
+    Caveat: the course's committed runs were trained on synthetic 64 x 64 scenes of rigid
+    objects filmed by a moving camera; a real deforming shirt seen by a still sensor, with
+    sensor-noise depth, is far outside that (domain gap). Report what it scores as it is,
+    including when it loses to zero flow.
+
+    return_maps=True returns (rows, maps) with maps of numpy arrays for drawing: rgb (2, H, W, 3)
+    uint8, depth (2, H, W) metres, points (H, W, 3) the source points (source camera frame),
+    scored (H, W) bool, gt_flow (H, W, 3) (0 off the scored pixels), pred_flow, aligned_flow,
+    depth_difference_flow (H, W, 3), pred_depth (2, H, W).
+    """
+    from ...data.deepdeform import deepdeform_pair
+
+    model = model.eval()
+    cfg = model.cfg
+    size = cfg.image_size if size is None else int(size)
+    if size % cfg.patch_size:
+        raise ValueError(f"size {size} is not a multiple of the model's patch size {cfg.patch_size}")
+    keep = ("rgb",) + tuple(m for m in cfg.extra_inputs if m != "doppler") if keep is None else tuple(keep)
+    if "doppler" in keep:
+        raise ValueError("DeepDeform has no Doppler measurements; leave 'doppler' out of keep")
+    p = deepdeform_pair(folder, size, pair)
+    seq = p.sequence
+    batch = views_batch(list(seq.rgb[:, 0]), list(seq.depth[:, 0]), list(seq.intrinsics[:, 0]),
+                        list(seq.cam_to_world[:, 0]))
+    scored = np.isfinite(p.flow).all(-1) & (seq.depth[0, 0] > 0) & p.mask
+    if not scored.any():
+        raise ValueError(f"{folder}: no pixel with GT flow, depth and object mask at size {size}")
+    gt_flow = torch.from_numpy(np.where(scored[..., None], np.nan_to_num(p.flow), 0).astype(np.float32))
+    batch["flow"] = torch.stack([torch.zeros_like(gt_flow), gt_flow])[None]          # (1, 2, H, W, 3)
+    batch["flow_valid"] = torch.from_numpy(scored)[None]
+    batch["dynamic"] = batch["flow_valid"]        # the scored pixels are the deforming object's
+    gt = gt_factors(batch, model_inputs(batch), cfg.motion)
+    out = predict(model, batch, keep)
+    s_star = gt_scale(out, gt)
+    aligned = s_star[:, None, None, None, None] * out["flow_n"]
+    dd = depth_difference_flow(batch)
+
+    def scores(flow):
+        return {k: v for k, v in flow_scores(flow, batch).items() if not k.endswith("_dyn")}   # _dyn = all here
+
+    depth = depth_metrics(out["zdepth"][0], batch["depth"][0])
+    rows = pd.DataFrame([
+        {"method": "Any4D", **scores(out["flow"]), "scale_log_err": float((out["scale"] / s_star).log().abs()[0]),
+         "abs_rel": depth["abs_rel"], "delta1": depth["delta1"]},
+        {"method": "Any4D (GT-scale aligned)", **scores(aligned)},
+        {"method": "zero flow", **scores(zero_flow(batch))},
+        {"method": "depth difference", **scores(dd)},
+    ])
+    if not return_maps:
+        return rows
+    as_np = lambda x: x.float().cpu().numpy()
+    maps = {"rgb": seq.rgb[:, 0], "depth": seq.depth[:, 0], "scored": scored,
+            "points": as_np(unproject_depth(batch["depth"][0, 0], batch["K"][0, 0])),
+            "gt_flow": as_np(gt_flow), "pred_flow": as_np(out["flow"][0, 1]), "aligned_flow": as_np(aligned[0, 1]),
+            "depth_difference_flow": as_np(dd[0, 1]), "pred_depth": as_np(out["zdepth"][0])}
+    return rows, maps
