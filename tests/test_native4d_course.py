@@ -17,7 +17,7 @@ from fourdlib.models.native4d_vae import (CONFIGS, Native4DVAE, as_batch, collat
                                           window_item)
 from fourdlib.models.native4d_vae import evaluate as ev
 from fourdlib.models.native4d_vae import infer
-from fourdlib.models.native4d_vae.model import temporal_neighbours
+from fourdlib.models.native4d_vae.model import PointMapVAE, temporal_neighbours
 
 SMOKE = CONFIGS["smoke"]
 
@@ -55,6 +55,11 @@ def test_registry_rebuilds_either_block(tmp_path):
     assert type(again) is Native4DVAE and again.cfg.block == "conv" and _same_weights(model, again)
     with pytest.raises(ValueError, match="block"):
         dataclasses.replace(SMOKE, block="convolution")
+    cfg = course.run_spec("creatures_pointmap", "smoke")[0]                # the PointMapVAE baseline
+    assert cfg == dataclasses.replace(SMOKE, representation="pointmap")
+    pm = course.METHOD.model_cls(cfg)
+    again = load_any(course.save_model(tmp_path / "pm.pt", pm))
+    assert type(again) is PointMapVAE and _same_weights(pm, again)
 
 
 def test_run_spec_names_and_overrides(tmp_path):
@@ -222,6 +227,18 @@ def test_evaluate_columns_references_and_tables(folder):
     assert math.isclose(row["CD-L1 (voxels)"], one_empty.loc[1:, "pred_cd_l1_vox"].mean())
     by = ev.summarize(df, by="split")
     assert list(by.index) == ["unseen_individual"] and by["frames"].iloc[0] == 8
+    # the PointMapVAE floor: the GT pointmap voxelised (one point per pixel), not the mesh's voxels
+    assert (df["naive_voxels"] > 0).all() and df["naive_iou"].mean() < 1
+    assert len(table) == 4 and "PointMapVAE floor" in table.index[-1]
+    # a PointMapVAE on the same (voxel-only) dataset: its pointmaps are made on the fly, same rows
+    torch.manual_seed(0)
+    pm = course.METHOD.model_cls(dataclasses.replace(SMOKE, representation="pointmap"))
+    with torch.no_grad():
+        pm.head[-1].bias[6] = 5.0                                           # every pixel kept: non-empty output
+    dpm = ev.evaluate(pm, data, surface_points=512, max_sequences=2, progress=False)
+    assert dpm[["file", "frame"]].equals(df[["file", "frame"]]) and (dpm["pred_voxels"] > 0).all()
+    assert (dpm["lam"] == SMOKE.temporal_ratio).all()
+    assert dpm["naive_voxels"].equals(df["naive_voxels"])
     with pytest.raises(ValueError, match="train=False"):
         ev.evaluate(model, make_dataset(SMOKE, folder, "train"), progress=False)
     with pytest.raises(ValueError, match="other frames"):
@@ -238,6 +255,13 @@ def ckpt(tmp_path_factory):
         model.prune_head[0].bias.fill_(5.0)
         model.occ_head.bias.fill_(5.0)
     return course.save_model(tmp_path_factory.mktemp("ckpt") / "run.pt", model)
+
+
+def test_infer_refuses_a_pointmap_checkpoint(tmp_path, creature):
+    pm = course.METHOD.model_cls(dataclasses.replace(SMOKE, representation="pointmap"))
+    path = course.save_model(tmp_path / "pm.pt", pm)
+    with pytest.raises(ValueError, match="PointMapVAE"):
+        infer.autoencode(path, creature)
 
 
 def test_autoencode_a_sequence(ckpt, creature):

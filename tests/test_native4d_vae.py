@@ -10,7 +10,8 @@ from fourdlib.data.synthetic.primitives import make_primitive_sequence
 from fourdlib.models.native4d_vae import (CONFIGS, STD, STU, Native4DVAE, Native4DVAEConfig, bce_dice, child_sites,
                                           choose_lambda, collate, kl_divergence, loss, occupancy_iou, reconstruct,
                                           sequence_item)
-from fourdlib.models.native4d_vae.model import render_loss
+from fourdlib.models.native4d_vae.model import (PointMapVAE, build_model, pointmap_frames, pointmap_voxels,
+                                                render_loss)
 from fourdlib.sparse import SparseTensor
 
 CFG = dataclasses.replace(CONFIGS["smoke"], train_frames=4)  # lambda up to 2
@@ -203,3 +204,79 @@ def test_sequence_windows_keep_frame_numbers_and_restart_times(batch):
     assert torch.equal(sequence_windows(item, 8)["num_frames"], item["num_frames"])
     with pytest.raises(ValueError, match="length"):
         sequence_windows(item, 0)
+
+
+# ------------------------------------------------------------------ the PointMapVAE baseline (table 1, row 1)
+
+PM = dataclasses.replace(CFG, representation="pointmap")
+
+
+@pytest.fixture(scope="module")
+def pm_batch():
+    seq = make_primitive_sequence(0, num_frames=4, image_size=(32, 32))
+    item = sequence_item(seq, PM.resolution, PM.render_size)
+    item["pointmap"] = pointmap_frames(seq, item, PM.resolution)
+    return seq, collate([item])
+
+
+def test_gt_pointmap_voxelises_to_the_naive_voxels(pm_batch):
+    from fourdlib.data.voxels import sequence_voxels
+
+    seq, batch = pm_batch
+    pm = batch["pointmap"]
+    assert pm.shape == (4, 7, 32, 32)
+    valid = pm[:, 6] > 0.5
+    assert torch.equal(valid, torch.as_tensor(seq.depth[:, 0] > 0))
+    assert pm[:, :3].abs().max() <= 1 and (pm[:, :6][~valid[:, None].expand(-1, 6, -1, -1)] == 0).all()
+    coords, colors = pointmap_voxels(pm, batch, PM.resolution)
+    naive = sequence_voxels(seq, resolution=PM.resolution, method="points")   # same grid: bounds from every pixel
+    assert torch.equal(coords, torch.as_tensor(naive.coords))                 # both sorted by (frame, i, j, k)
+    torch.testing.assert_close(colors, torch.as_tensor(naive.colors), atol=2e-3, rtol=0)
+
+
+def test_pointmap_vae_latent_is_the_voxel_latents_size(pm_batch, batch):
+    _, b = pm_batch
+    torch.manual_seed(0)
+    out = build_model(PM)(b)
+    assert isinstance(build_model(PM), PointMapVAE) and isinstance(build_model(CFG), Native4DVAE)
+    assert out["xyz"].shape == (4, 3, 32, 32) and out["rgb"].abs().max() <= 1 and out["mask_logit"].shape == (4, 32, 32)
+    voxel_z = Native4DVAE(CFG)(batch, lam=CFG.temporal_ratio)["z"]
+    assert out["z"].numel() == voxel_z.numel()                                  # images 2R wide: equal budgets
+    assert out["z"].shape[0] == 4 // PM.temporal_ratio                          # one latent per lambda frames
+
+
+def test_pointmap_vae_refuses_what_it_cannot_encode(pm_batch, batch):
+    _, b = pm_batch
+    model = build_model(PM)
+    with pytest.raises(ValueError, match="pointmaps"):
+        model(batch)                                                            # a voxel batch: no pointmap
+    odd = {**b, "pointmap": b["pointmap"][:3], "num_frames": torch.tensor([3])}
+    with pytest.raises(ValueError, match="multiple of lambda"):
+        model(odd)
+    with pytest.raises(ValueError, match="multiples of"):
+        model({**b, "pointmap": b["pointmap"][..., :30, :30]})
+    with pytest.raises(ValueError, match="representation"):
+        dataclasses.replace(PM, representation="mesh")
+
+
+PM_STEPS = 300
+
+
+def test_pointmap_vae_overfits_one_sequence(pm_batch):
+    _, b = pm_batch
+    torch.manual_seed(0)
+    model = build_model(dataclasses.replace(PM, dim=32, stem_channels=16))
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
+    first = None
+    for _ in range(PM_STEPS):
+        total, logs = loss(model, b)                                            # dispatches to pointmap_loss
+        first = float(total.detach()) if first is None else first
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+    naive, _ = pointmap_voxels(b["pointmap"], b, PM.resolution)
+    coords, colors = reconstruct(model.eval(), b)
+    iou = occupancy_iou(coords, naive)
+    print(f"loss {first:.3f} -> {float(total):.3f}, mask IoU {float(logs['mask_iou']):.3f}, voxel IoU {iou:.3f}")
+    assert float(total) < 0.3 * first and float(logs["mask_iou"]) > 0.8
+    assert iou > 0.5 and colors.min() >= 0 and colors.max() <= 1

@@ -306,7 +306,10 @@ def check_native4d_tables(m):
         assert floor["IoU"] == 1.0 and floor["empty frames"] == 0.0
         assert codec["voxels"] > floor["voxels"]                         # the codec's coarse cells are a thick crust
         assert codec["Pre@0.0005"] < floor["Pre@0.0005"] + 1e-9          # ... so its tight precision is below the floor's
-        assert {"Native 4D VAE (ST window attention)", "w/o ST-Attn (3D + 1D sparse conv)", "w/o render loss"} <= set(t)
+        assert {"Native 4D VAE (ST window attention)", "w/o ST-Attn (3D + 1D sparse conv)", "w/o render loss",
+                "PointMapVAE (3D-conv video VAE on pointmaps)"} <= set(t)
+        naive = t["PointMapVAE floor: GT pointmap voxelised (one point per pixel)"]
+        assert 0 < naive["voxels"] and naive["IoU"] < 1                  # one point per pixel: not the mesh's voxels
         for row in t.values():
             assert all(0 <= row[k] <= 1 for k in ("Pre@0.005", "Recall@0.005", "IoU") if k in row)
 

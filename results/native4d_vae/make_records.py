@@ -25,7 +25,8 @@ SCALE, SEED = "tiny", 0
 NATIVE = "Native 4D VAE (ST window attention)"
 MODELS = {NATIVE: "creatures_native",
           "w/o ST-Attn (decoupled 3D + 1D sparse conv)": "creatures_decoupled",
-          "w/o render loss": "creatures_no_render"}
+          "w/o render loss": "creatures_no_render",
+          "PointMapVAE (3D-conv video VAE on pointmaps)": "creatures_pointmap"}
 RESULTS = {"tiny_unseen_motion": "unseen_motion", "tiny_unseen_individual": "unseen_individual"}
 
 
@@ -49,7 +50,8 @@ def make(name: str):
     caption = (f"{SCALE}, course creatures set, held-out split `{split}`: {len(data)} sequences of "
                f"{int(data[0]['num_frames'][0])} frames voxelised at {cfg.resolution}^3 (one grid per sequence), "
                f"autoencoded in windows of {cfg.train_frames} frames as trained (latent {cfg.latent_resolution}^3 x "
-               f"{cfg.latent_channels} per group of lambda = {cfg.temporal_ratio} frames). Precision / recall at the paper's thresholds scaled to our voxel (5.12 / 1.024 / "
+               f"{cfg.latent_channels} per group of lambda = {cfg.temporal_ratio} frames; the PointMapVAE's latent the same "
+               f"number of values: its decoded points voxelised on the same grid). Precision / recall at the paper's thresholds scaled to our voxel (5.12 / 1.024 / "
                f"0.512 voxels; higher is better), CD-L1 in voxels (lower is better), IoU with the GT voxels, PSNR "
                f"(dB) of a render from a view orbited 90 degrees from the frame's camera; voxels per frame "
                f"(GT: the floor's). Runs " + ", ".join(

@@ -10,12 +10,15 @@ from dataclasses import dataclass
 from ...train import runs
 from ...train.loop import TrainConfig
 
-__all__ = ["Native4DVAEConfig", "CONFIGS", "config_table", "LAMBDAS", "BLOCKS"]
+__all__ = ["Native4DVAEConfig", "CONFIGS", "config_table", "LAMBDAS", "BLOCKS", "REPRESENTATIONS"]
 
 LAMBDAS = (1, 2, 4)  # temporal ratios the STD/STU blocks take (the paper: "from 1 to 4")
 # how the STD/STU blocks mix tokens: the paper's 4D window attention, or its "w/o ST-Attn"
 # ablation (table 1, row 2): a 3D spatial sparse conv then a 1D temporal conv (model.ConvMix)
 BLOCKS = ("attention", "conv")
+# what the VAE encodes: the paper's coloured sparse voxels, or its table-1 baseline, a video VAE on
+# the depth video's pointmaps (model.PointMapVAE: 3D convs over frames x pixels, decoded to points)
+REPRESENTATIONS = ("voxels", "pointmap")
 
 @dataclass(frozen=True)
 class Native4DVAEConfig:
@@ -23,6 +26,8 @@ class Native4DVAEConfig:
     resolution: int = 32        # R: voxel grid cells per axis (one grid for the whole sequence)
     train_frames: int = 8       # M: frames per training sequence
     render_size: int = 32       # side of the images of the rendering loss (square)
+    representation: str = "voxels"  # "voxels" (the Native 4D VAE) or "pointmap" (the PointMapVAE
+                                # baseline of table 1, row 1; model.build_model picks the class)
     # ---- encoder / decoder widths
     stem_channels: int = 32     # C0: width of the full-resolution sparse convs (input and output side)
     dim: int = 64               # D: width of the STD/STU tokens
@@ -63,6 +68,9 @@ class Native4DVAEConfig:
                 raise ValueError(f"Native4DVAEConfig.{name} must be a positive int, got {v!r}")
         if not (isinstance(self.warmup_steps, int) and self.warmup_steps >= 0):
             raise ValueError(f"Native4DVAEConfig.warmup_steps must be an int >= 0, got {self.warmup_steps!r}")
+        if self.representation not in REPRESENTATIONS:
+            raise ValueError(f"Native4DVAEConfig.representation must be one of {REPRESENTATIONS}, "
+                             f"got {self.representation!r}")
         if self.block not in BLOCKS:
             raise ValueError(f"Native4DVAEConfig.block must be one of {BLOCKS}, got {self.block!r}")
         if self.temporal_ratio not in LAMBDAS or isinstance(self.temporal_ratio, bool):

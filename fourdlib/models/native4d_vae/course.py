@@ -28,7 +28,9 @@ Runs (RUNS; the run of key K at scale X is called "X_K"):
                           spatial sparse conv then a 1D temporal conv instead of 4D window
                           attention (cfg.block = "conv"); everything else the same
     creatures_no_render   "w/o render loss" (table 1, row 3): the rendering term's weight is 0
-One Method covers all three (the config says which); names, identities, committed runs
+    creatures_pointmap    the PointMapVAE baseline (table 1, row 1; model.PointMapVAE): a 3D-conv
+                          video VAE on the depth video's pointmaps, latent of the same size
+One Method covers all four (the config says which); names, identities, committed runs
 (checkpoints/native4d_vae/) and resume are fourdlib.train.runs' generic machinery, and
 `fourd train native4d_vae --run creatures_native --scale tiny` trains a run ahead of time.
 """
@@ -36,7 +38,7 @@ from __future__ import annotations
 
 from ...train import runs
 from .config import CONFIGS, Native4DVAEConfig
-from .model import Native4DVAE, loss, make_dataset
+from .model import build_model, loss, make_dataset
 
 __all__ = ["COURSE_DATA", "DATASETS", "RUNS", "METHOD", "course_data", "make_dataset", "run_spec", "course_run",
            "load_or_train", "load_model", "save_model", "checkpoint_paths"]
@@ -74,6 +76,7 @@ RUNS = {
     "creatures_native": dict(dataset="creatures", steps={}, overrides={}),
     "creatures_decoupled": dict(dataset="creatures", steps={}, overrides={"block": "conv"}),
     "creatures_no_render": dict(dataset="creatures", steps={}, overrides={"w_render": 0.0}),
+    "creatures_pointmap": dict(dataset="creatures", steps={}, overrides={"representation": "pointmap"}),
 }
 
 
@@ -88,9 +91,10 @@ def course_run(key: str, scale: str, *, seed: int = 0, device: str = "auto", pro
     return runs.course_run(METHOD, key, scale, seed=seed, device=device, progress=progress, **kwargs)
 
 
-# model_cls is Native4DVAE: cfg.block picks the token mixing, cfg.w_render the loss, so one
-# method covers every run and a checkpoint of any is rebuilt from its stored config.
-METHOD = runs.Method(name="native4d_vae", config_cls=Native4DVAEConfig, model_cls=Native4DVAE, loss=loss,
+# model_cls is build_model: cfg.representation picks the class (Native4DVAE or the PointMapVAE
+# baseline), cfg.block the token mixing, cfg.w_render the loss, so one method covers every run
+# and a checkpoint of any is rebuilt from its stored config.
+METHOD = runs.Method(name="native4d_vae", config_cls=Native4DVAEConfig, model_cls=build_model, loss=loss,
                      make_dataset=make_dataset, configs=CONFIGS, course_data=course_data, run_spec=run_spec)
 
 
@@ -99,12 +103,12 @@ def load_or_train(cfg: Native4DVAEConfig, folder, name: str, **kwargs):
     return runs.load_or_train(METHOD, cfg, folder, name, **kwargs)
 
 
-def load_model(path, config: Native4DVAEConfig | None = None, map_location="cpu") -> Native4DVAE:
-    """A Native4DVAE rebuilt from a checkpoint's stored config, weights loaded, in eval mode."""
+def load_model(path, config: Native4DVAEConfig | None = None, map_location="cpu"):
+    """A Native4DVAE (or PointMapVAE) rebuilt from a checkpoint's stored config, weights loaded, in eval mode."""
     return runs.load_model(path, METHOD, config, map_location)
 
 
-def save_model(path, model: Native4DVAE, optimizer=None, *, step: int = 0, **fields):
+def save_model(path, model, optimizer=None, *, step: int = 0, **fields):
     """Save a Native4DVAE with its config (fourdlib.train.runs.save_model)."""
     return runs.save_model(path, model, METHOD, optimizer, step=step, **fields)
 

@@ -54,6 +54,13 @@ for X in
             a VAE that does not beat it has learnt nothing.
     floor   the GT voxels themselves: the quantisation floor of CD and precision / recall at
             this resolution (what a perfect autoencoder scores); iou 1, psnr NaN.
+    naive   the GT pointmap voxelised: view 0's depth pixels back-projected and voxelised on
+            the same grid (`model.pointmap_voxels`, the same cells as
+            sequence_voxels(method="points")), i.e. what a PERFECT PointMapVAE scores here
+            (its floor): one point per pixel, so the holes between pixels stay holes.
+A PointMapVAE (cfg.representation = "pointmap", the table-1 baseline) is evaluated the same
+way: its decoded points of pixels with mask > threshold voxelised on the sequence's grid
+(`model.reconstruct`), lambda its fixed cfg.temporal_ratio.
 """
 from __future__ import annotations
 
@@ -72,7 +79,8 @@ from ...metrics import pointcloud_metrics, psnr
 from ...render.voxels import render_voxels
 from ...repro.frames import mean_by
 from ...train.distributed import unwrap
-from .model import VoxelSequenceDataset, choose_lambda, occupancy_iou, reconstruct, sequence_windows
+from .model import (PointMapVAE, VoxelSequenceDataset, choose_lambda, occupancy_iou, pointmap_frames, pointmap_voxels,
+                    reconstruct, sequence_windows)
 
 __all__ = ["PAPER_TAUS", "PAPER_VOXEL", "REFERENCES", "TABLE_COLUMNS", "thresholds", "surface_samples",
            "voxel_centers", "trivial_codec", "orbit_camera", "voxel_metrics", "evaluate", "summarize",
@@ -185,7 +193,7 @@ def evaluate(model, dataset: VoxelSequenceDataset, *, surface_points: int = 4096
              threshold: float = 0.5, max_sequences: int | None = None, progress: bool = True) -> pd.DataFrame:
     """One row per (sequence, frame) with the columns of the module docstring.
 
-    model: a Native4DVAE (either block). dataset: a VoxelSequenceDataset built with
+    model: a Native4DVAE (either block) or a PointMapVAE. dataset: a VoxelSequenceDataset built with
     train=False (make_dataset(cfg, folder, split, train=False)). surface_points: samples on
     each frame's observed surface. novel_view_deg: the PSNR view's orbit angle (None: no
     PSNR). max_sequences: the first that many sequences only.
@@ -211,12 +219,17 @@ def evaluate(model, dataset: VoxelSequenceDataset, *, surface_points: int = 4096
         for i in tqdm(range(n_seq), desc="evaluate", disable=not progress, unit="seq"):
             item = dataset[i]
             T = int(item["num_frames"][0])
-            batch = {k: v.to(device) for k, v in sequence_windows(item, cfg.train_frames).items()}
-            lam = choose_lambda(batch["num_frames"], cfg.temporal_ratio)
-            pred_c, pred_col = (x.cpu() for x in reconstruct(net, batch, lam=lam, threshold=threshold))
-            sets = {"pred": (pred_c, pred_col), "codec": trivial_codec(item["coords"], item["colors"], T, lam, factor),
-                    "floor": (item["coords"], item["colors"])}
             seq = dataset.sequence(i)
+            if "pointmap" not in item:  # any dataset of the voxels serves a PointMapVAE too
+                item = {**item, "pointmap": pointmap_frames(seq, item, cfg.resolution)}
+            batch = {k: v.to(device) for k, v in sequence_windows(item, cfg.train_frames).items()}
+            lam = (cfg.temporal_ratio if isinstance(net, PointMapVAE)
+                   else choose_lambda(batch["num_frames"], cfg.temporal_ratio))
+            pred_c, pred_col = (x.cpu() for x in reconstruct(net, batch, lam=lam, threshold=threshold))
+            gt_pointmap = item["pointmap"]
+            sets = {"pred": (pred_c, pred_col), "codec": trivial_codec(item["coords"], item["colors"], T, lam, factor),
+                    "floor": (item["coords"], item["colors"]),
+                    "naive": pointmap_voxels(gt_pointmap, item, cfg.resolution)}
             entry = dataset.entries[i]
             for f in range(T):
                 h = float(item["voxel_size"][f])
@@ -273,6 +286,7 @@ TABLE_COLUMNS = {"Pre@0.005": "precision@0.005", "Recall@0.005": "recall@0.005",
 REFERENCES = {
     "trivial codec (latent-grid voxels, every λ-th frame repeated)": "codec",
     "floor: GT voxels at the same resolution": "floor",
+    "PointMapVAE floor: GT pointmap voxelised (one point per pixel)": "naive",
 }
 
 

@@ -56,7 +56,7 @@ from ...outputs import check_output_folder, infer_parser, output_folder, run_com
 from ...train.distributed import unwrap
 from .config import LAMBDAS, Native4DVAEConfig
 from .course import load_model
-from .model import choose_lambda, frame_cameras, sequence_windows, voxel_item
+from .model import PointMapVAE, choose_lambda, frame_cameras, sequence_windows, voxel_item
 
 __all__ = ["VOXEL_SIZE_RANGE", "DEFAULT_CAMERA", "check_voxels", "read_input", "read_voxels", "write_voxels",
            "points_to_voxels", "write_ply", "autoencode", "write_result", "main"]
@@ -292,13 +292,20 @@ def write_ply(path, points: np.ndarray, colors: np.ndarray) -> Path:
 
 # ------------------------------------------------------------------ the model
 def _model(checkpoint, device) -> torch.nn.Module:
+    model = None
     if isinstance(checkpoint, (str, Path)):
         if not Path(checkpoint).is_file():
             raise FileNotFoundError(f"checkpoint {checkpoint}: no such file")
-        return load_model(checkpoint, map_location=device)
-    if isinstance(checkpoint, torch.nn.Module) and isinstance(getattr(unwrap(checkpoint), "cfg", None),
-                                                              Native4DVAEConfig):
-        return unwrap(checkpoint)
+        model = load_model(checkpoint, map_location=device)
+    elif isinstance(checkpoint, torch.nn.Module) and isinstance(getattr(unwrap(checkpoint), "cfg", None),
+                                                                Native4DVAEConfig):
+        model = unwrap(checkpoint)
+    if isinstance(model, PointMapVAE):
+        raise ValueError(f"checkpoint {checkpoint if isinstance(checkpoint, (str, Path)) else ''} is a PointMapVAE "
+                         "(the table-1 baseline): it encodes a depth video's pointmaps, not voxels; autoencode runs "
+                         "the voxel VAE (score the baseline with native4d_vae.evaluate.evaluate)")
+    if model is not None:
+        return model
     raise TypeError(f"checkpoint must be a path written by native4d_vae.save_model or a Native4DVAE, "
                     f"got {type(checkpoint).__name__}")
 

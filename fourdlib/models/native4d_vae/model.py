@@ -107,7 +107,8 @@ from ...sparse import (SparseConv3d, SparseConvTranspose3d, SparseTensor, coord_
 from ...train.distributed import unwrap
 from .config import LAMBDAS, Native4DVAEConfig
 
-__all__ = ["Native4DVAE", "STD", "STU", "ConvMix", "VoxelSequenceDataset", "make_dataset", "as_batch", "voxel_item",
+__all__ = ["Native4DVAE", "PointMapVAE", "build_model", "pointmap_frames", "pointmap_loss", "pointmap_voxels",
+           "STD", "STU", "ConvMix", "VoxelSequenceDataset", "make_dataset", "as_batch", "voxel_item",
            "window_item", "sequence_windows", "frame_cameras", "merge_frames", "expand_frames", "temporal_neighbours",
            "choose_lambda", "sequence_item", "collate", "loss", "reconstruct",
            "bce_dice", "kl_divergence", "occupied_at", "occupancy_iou", "child_sites", "select_sites",
@@ -163,7 +164,8 @@ def window_item(item: dict, start: int, length: int) -> dict:
     rows = (t >= start) & (t < start + length)
     coords = item["coords"][rows].clone()
     coords[:, 0] -= start
-    per_frame = {k: item[k][start:start + length] for k in ("world_to_cam", "K", "origin", "voxel_size")}
+    per_frame = {k: item[k][start:start + length] for k in ("world_to_cam", "K", "origin", "voxel_size", "pointmap")
+                 if k in item}
     return {"coords": coords, "colors": item["colors"][rows], **per_frame, "num_frames": torch.tensor([length])}
 
 
@@ -200,7 +202,8 @@ def collate(items: list[dict]) -> dict:
         c = it["coords"].clone()
         c[:, 0] += s
         coords.append(c)
-    batch = {k: torch.cat([it[k] for it in items]) for k in ("colors", "world_to_cam", "K", "origin", "voxel_size")}
+    keys = ("colors", "world_to_cam", "K", "origin", "voxel_size") + (("pointmap",) if "pointmap" in items[0] else ())
+    batch = {k: torch.cat([it[k] for it in items]) for k in keys}
     return {**batch, "coords": torch.cat(coords), "num_frames": counts}
 
 
@@ -225,10 +228,13 @@ class VoxelSequenceDataset(torch.utils.data.Dataset):
     RNG, so a seeded run and its resume replay it); train=False: the first `frames` frames
     (None: the whole sequence), the same every time. Items are single sequences (num_frames
     (1,)); `collate` packs several, and `as_batch` takes the default collate's batch of one.
+    pointmaps=True: items also hold "pointmap" (T, 7, H, W) (`pointmap_frames`), the
+    PointMapVAE's input, on the same grid.
     """
 
     def __init__(self, folder, split: str | None = None, *, resolution: int, render_size: int,
-                 frames: int | None = None, train: bool = True, method: str = "mesh", cache: bool = True):
+                 frames: int | None = None, train: bool = True, method: str = "mesh", cache: bool = True,
+                 pointmaps: bool = False):
         from ...data.dataset import read_manifest
 
         self.folder, self.split = Path(folder), split
@@ -241,7 +247,7 @@ class VoxelSequenceDataset(torch.utils.data.Dataset):
         if frames is not None and not (isinstance(frames, int) and frames >= 1):
             raise ValueError(f"frames must be None or an int >= 1, got {frames!r}")
         self.entries, self.frames, self.train, self.method, self.cache = entries, frames, train, method, cache
-        self.resolution, self.render_size = resolution, render_size
+        self.resolution, self.render_size, self.pointmaps = resolution, render_size, bool(pointmaps)
         self._items: dict[int, dict] = {}
 
     def __len__(self) -> int:
@@ -257,7 +263,10 @@ class VoxelSequenceDataset(torch.utils.data.Dataset):
         """Item i's whole sequence as `sequence_item` (cached when cache=True)."""
         if i in self._items:
             return self._items[i]
-        item = sequence_item(self.sequence(i), self.resolution, self.render_size, method=self.method)
+        seq = self.sequence(i)
+        item = sequence_item(seq, self.resolution, self.render_size, method=self.method)
+        if self.pointmaps:
+            item["pointmap"] = pointmap_frames(seq, item, self.resolution)
         if self.cache:
             self._items[i] = item
         return item
@@ -275,13 +284,15 @@ class VoxelSequenceDataset(torch.utils.data.Dataset):
 def make_dataset(cfg: Native4DVAEConfig, folder, split: str | None = None, train: bool = True, **options):
     """The VoxelSequenceDataset this config trains on (train=True: windows of cfg.train_frames
     frames, random starts) or evaluates on (train=False: whole sequences). options go to
-    VoxelSequenceDataset (e.g. method="points", the table-4 ablation's naive voxels)."""
+    VoxelSequenceDataset (e.g. method="points", the table-4 ablation's naive voxels); a
+    PointMapVAE config's items carry their pointmaps."""
     if train and cfg.batch_size != 1:
         # fourdlib.train.runs hands the dataset to the loop without a collate_fn, and torch's
         # default collate cannot stack sequences of different voxel counts
         raise ValueError(f"Native4DVAEConfig.batch_size={cfg.batch_size}: the run machinery batches with torch's "
                          "default collate, which takes one voxel sequence at a time; use batch_size=1 (the paper's)")
     frames = cfg.train_frames if train else options.pop("frames", None)
+    options.setdefault("pointmaps", cfg.representation == "pointmap")
     return VoxelSequenceDataset(folder, split, resolution=cfg.resolution, render_size=cfg.render_size,
                                 frames=frames, train=train, **options)
 
@@ -701,8 +712,11 @@ def render_loss(batch: dict, sites: SparseTensor, occ: torch.Tensor, rgb01: torc
 
 def loss(model, batch: dict, lam: int | None = None):
     """Eq. 22 for fourdlib.train.train: (loss, logs) with each term (bce and dice include
-    the pruning stage's), the occupancy IoU at 0.5 and the number of decoded sites."""
+    the pruning stage's), the occupancy IoU at 0.5 and the number of decoded sites.
+    A PointMapVAE's loss is `pointmap_loss` (one loss for every run of the method)."""
     net = unwrap(model)
+    if isinstance(net, PointMapVAE):
+        return pointmap_loss(model, batch)
     cfg = net.cfg
     batch = as_batch(batch)
     out = model(batch, lam=lam)
@@ -735,8 +749,180 @@ def loss(model, batch: dict, lam: int | None = None):
 @torch.no_grad()
 def reconstruct(model, batch: dict, lam: int | None = None, threshold: float = 0.5):
     """Encode (latent mean) and decode with the model's own pruning: (coords (P, 4) (global
-    frame, i, j, k) of the sites with occupancy > threshold, colours (P, 3) in [0, 1])."""
+    frame, i, j, k) of the sites with occupancy > threshold, colours (P, 3) in [0, 1]).
+    A PointMapVAE: its decoded points of pixels with mask > threshold, voxelised (`pointmap_voxels`)."""
     net = unwrap(model)
+    if isinstance(net, PointMapVAE):
+        out = net(as_batch(batch), sample=False)
+        decoded = torch.cat([out["xyz"], out["rgb"], torch.sigmoid(out["mask_logit"])[:, None]], 1)
+        return pointmap_voxels(decoded, as_batch(batch), net.cfg.resolution, threshold)
     out = net(as_batch(batch), lam=lam, sample=False, gt_pruning=False)
     keep = torch.sigmoid(out["occ_logit"]) > threshold
     return out["sites"].coords[keep], ((out["rgb"][keep] + 1) / 2).clamp(0, 1)
+
+
+# ======================================================================================
+# The baseline of table 1, row 1: PointMapVAE
+# ======================================================================================
+# What the paper compares against (sec. 4.2.1): a video VAE (Wan's) fed the depth video's
+# pointmaps, each pixel's xyz in place of its colour, decoded back to one point per pixel.
+# Ours at course scale, built like such a video VAE but trained from scratch like the voxel
+# VAE (the paper fine-tunes a pretrained one): 3D convolutions over (frames, pixels) of view
+# 0's pointmap video, stride-2 stages in space (the first log2(lambda) also halve time), a KL
+# latent, a mirrored decoder (transposed convs), heads for xyz, colour and a
+# valid-pixel mask. Its latent has the voxel VAE's size: (H/s, W/s, C' L) per group of lambda
+# frames with s = 2^(stem_down + num_std + 1), the voxel latent's depth axis L folded into
+# channels; equal to L^3 C' when the images are 2R pixels wide, as in every course data set
+# (64 px for R = 32). lambda is fixed to cfg.temporal_ratio (strided convs, not a merge), so
+# every sequence's frame count must be a multiple of it. Evaluated like the voxel VAE: the
+# decoded points of valid pixels voxelised on the sequence's grid (`pointmap_voxels`).
+
+def pointmap_frames(seq, item: dict, resolution: int, view: int = 0) -> torch.Tensor:
+    """(T, 7, H, W) pointmap video of a Sequence4D's `view` on the grid of `item` (its
+    `sequence_item`): xyz of every pixel back-projected in the grid's [-1, 1]^3 frame, rgb in
+    [-1, 1] (0 without rgb), valid = 1 where depth > 0; xyz and rgb 0 on invalid pixels."""
+    from ...geometry.cameras import unproject_depth
+
+    depth = torch.as_tensor(np.asarray(seq.depth[:, view], np.float64))              # (T, H, W)
+    pts = unproject_depth(depth, torch.as_tensor(np.asarray(seq.intrinsics[:, view], np.float64)),
+                          torch.as_tensor(np.asarray(seq.cam_to_world[:, view], np.float64)))  # (T, H, W, 3)
+    half = item["voxel_size"].double()[:, None, None, None] * resolution / 2
+    xyz = (pts - item["origin"].double()[:, None, None] - half) / half                # grid centre -> 0
+    valid = (depth > 0)[..., None]
+    rgb = (torch.as_tensor(np.asarray(seq.rgb[:, view], np.float32)) / 127.5 - 1 if seq.rgb is not None
+           else torch.zeros(*depth.shape, 3))
+    pm = torch.cat([xyz.float() * valid, rgb.float() * valid, valid.float()], -1)     # (T, H, W, 7)
+    return pm.permute(0, 3, 1, 2).contiguous()
+
+
+class ResBlock3d(nn.Module):
+    """x + conv(SiLU(GN(conv(SiLU(GN(x)))))) with 3^3 kernels over (frames, rows, columns)."""
+
+    def __init__(self, c: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.GroupNorm(min(8, c), c), nn.SiLU(), nn.Conv3d(c, c, 3, padding=1),
+                                 nn.GroupNorm(min(8, c), c), nn.SiLU(), nn.Conv3d(c, c, 3, padding=1))
+
+    def forward(self, x):
+        return x + self.net(x)
+
+
+class PointMapVAE(nn.Module):
+    """forward(batch, sample=None) -> dict: "xyz" (F, 3, H, W) in the grid's [-1, 1]^3 frame,
+    "rgb" (F, 3, H, W) in [-1, 1], "mask_logit" (F, H, W), "mean", "logvar", "z" (G, C' L, H/s, W/s).
+
+    batch: `collate` / `sequence_windows` of items with a "pointmap" (make_dataset with
+    cfg.representation = "pointmap" adds it). Sequences are run one at a time (each its own
+    (1, 7, T, H, W) video), so they may differ in length."""
+
+    def __init__(self, cfg: Native4DVAEConfig):
+        super().__init__()
+        self.cfg = cfg
+        down = cfg.stem_down + cfg.num_std + 1                                        # space: / 2^down
+        t_down = cfg.temporal_ratio.bit_length() - 1                                  # time: / lambda
+        widths = [cfg.stem_channels] + [cfg.dim] * down
+        Cz = cfg.latent_channels * cfg.latent_resolution                              # L folded into channels
+        strides = [(2 if i < t_down else 1, 2, 2) for i in range(down)]
+        # residual blocks below full resolution only: most pixels are empty, and full-resolution
+        # 3^3 convs would cost most of the compute for little (a stride-2 conv already sees 3^3)
+        res = lambda i: ResBlock3d(widths[i]) if i > 0 else nn.Identity()
+        self.enc_in = nn.Conv3d(7, widths[0], 3, padding=1)                           # xyz, rgb, valid
+        self.enc = nn.ModuleList([nn.Sequential(res(i), nn.Conv3d(widths[i], widths[i + 1], 3, stride=strides[i],
+                                                                  padding=1))
+                                  for i in range(down)])
+        self.enc_out = nn.Sequential(ResBlock3d(widths[-1]), nn.GroupNorm(min(8, widths[-1]), widths[-1]), nn.SiLU(),
+                                     nn.Conv3d(widths[-1], 2 * Cz, 1))
+        self.dec_in = nn.Sequential(nn.Conv3d(Cz, widths[-1], 3, padding=1), ResBlock3d(widths[-1]))
+        self.dec = nn.ModuleList([nn.Sequential(nn.ConvTranspose3d(widths[i + 1], widths[i], strides[i], stride=strides[i]),
+                                                res(i))
+                                  for i in reversed(range(down))])
+        self.head = nn.Sequential(nn.GroupNorm(min(8, widths[0]), widths[0]), nn.SiLU(),
+                                  nn.Conv3d(widths[0], 7, 3, padding=1))              # xyz, rgb, mask
+        self.scale = 2 ** down
+
+    def encode(self, video: torch.Tensor):
+        """(1, 7, T, H, W) -> mean, logvar (1, C' L, T / lambda, H / s, W / s)."""
+        x = self.enc_in(video)
+        for stage in self.enc:
+            x = stage(x)
+        mean, logvar = self.enc_out(x).chunk(2, 1)
+        return mean, logvar.clamp(-30.0, 20.0)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """(1, C' L, T / lambda, H / s, W / s) -> (1, 7, T, H, W) raw outputs."""
+        x = self.dec_in(z)
+        for stage in self.dec:
+            x = stage(x)
+        return self.head(x)
+
+    def forward(self, batch: dict, sample: bool | None = None) -> dict:
+        cfg = self.cfg
+        if "pointmap" not in batch:
+            raise ValueError("PointMapVAE needs the batch's pointmaps: build the dataset with make_dataset(cfg, ...) "
+                             "for a config with representation='pointmap' (it adds 'pointmap' to every item)")
+        pm, counts = batch["pointmap"], batch["num_frames"].tolist()                  # (F, 7, H, W)
+        H, W = pm.shape[-2:]
+        if H % self.scale or W % self.scale:
+            raise ValueError(f"PointMapVAE: {H} x {W} pointmaps, the sides must be multiples of {self.scale}")
+        if any(n % cfg.temporal_ratio for n in counts):
+            raise ValueError(f"PointMapVAE: every sequence's frame count must be a multiple of lambda = "
+                             f"temporal_ratio = {cfg.temporal_ratio} (its strided time convs); got {counts}")
+        sample = self.training if sample is None else sample
+        outs, means, logvars, zs = [], [], [], []
+        for video in pm.split(counts):                                                # one sequence at a time
+            mean, logvar = self.encode(video.transpose(0, 1)[None])                   # (1, 7, T, H, W)
+            z = mean + torch.randn_like(mean) * (0.5 * logvar).exp() if sample else mean
+            outs.append(self.decode(z)[0].transpose(0, 1))                            # (T, 7, H, W)
+            means.append(mean[0].transpose(0, 1)), logvars.append(logvar[0].transpose(0, 1)), zs.append(z[0].transpose(0, 1))
+        out = torch.cat(outs)
+        return {"xyz": out[:, :3], "rgb": torch.tanh(out[:, 3:6]), "mask_logit": out[:, 6],
+                "mean": torch.cat(means), "logvar": torch.cat(logvars), "z": torch.cat(zs), "lam": cfg.temporal_ratio}
+
+
+def build_model(cfg: Native4DVAEConfig) -> nn.Module:
+    """The model cfg.representation names: Native4DVAE ("voxels") or PointMapVAE ("pointmap").
+    The run machinery builds every run through this, so either is rebuilt from its config."""
+    return {"voxels": Native4DVAE, "pointmap": PointMapVAE}[cfg.representation](cfg)
+
+
+def pointmap_loss(model, batch: dict):
+    """The PointMapVAE's loss (loss() sends it here): BCE + Dice on the valid-pixel mask
+    (weights w_bce, w_dice), L1 of xyz on GT-valid pixels in grid units (weight 1: the geometry
+    term, the voxel VAE's occupancy has no equivalent), colour MSE on GT-valid pixels (w_rgb),
+    KL (w_kl). No rendering term: the pointmap is already the image."""
+    net = unwrap(model)
+    cfg = net.cfg
+    batch = as_batch(batch)
+    out = model(batch)
+    pm = batch["pointmap"]
+    valid = pm[:, 6] > 0.5                                                             # (F, H, W)
+    bce, dice = bce_dice(out["mask_logit"].flatten(), valid.flatten())
+    xyz = (out["xyz"] - pm[:, :3]).abs().sum(1)[valid].mean()
+    rgb = (out["rgb"] - pm[:, 3:6]).pow(2).mean(1)[valid].mean()
+    kl = kl_divergence(out["mean"], out["logvar"])
+    total = cfg.w_bce * bce + cfg.w_dice * dice + xyz + cfg.w_rgb * rgb + cfg.w_kl * kl
+    with torch.no_grad():
+        pred = out["mask_logit"] > 0
+        iou = (pred & valid).sum() / (pred | valid).sum().clamp(min=1)
+    return total, {"bce": bce.detach(), "dice": dice.detach(), "xyz": xyz.detach(), "rgb": rgb.detach(),
+                   "kl": kl.detach(), "mask_iou": iou}
+
+
+def pointmap_voxels(pointmap: torch.Tensor, batch: dict, resolution: int, threshold: float = 0.5):
+    """Pointmaps (F, 7, H, W) (xyz in the grid frame, rgb in [-1, 1], channel 6 the valid
+    probability) -> voxels on the grid: coords (P, 4) (frame, i, j, k) of the cells holding a
+    pixel with channel 6 > threshold, colours (P, 3) in [0, 1] the mean of their pixels.
+    The GT pointmap gives the naive "back-project and voxelise" voxels (what a perfect
+    PointMapVAE scores); points outside the grid are dropped."""
+    coords, colors = [], []
+    for f in range(len(pointmap)):
+        keep = pointmap[f, 6] > threshold
+        xyz = pointmap[f, :3].permute(1, 2, 0)[keep].double()                          # (N, 3)
+        cell = torch.floor((xyz + 1) * resolution / 2).long()                          # [-1, 1] -> [0, R)
+        inside = ((cell >= 0) & (cell < resolution)).all(1)
+        cell, col = cell[inside], (pointmap[f, 3:6].permute(1, 2, 0)[keep][inside] + 1) / 2
+        uniq, inv = torch.unique(cell, dim=0, return_inverse=True)
+        count = torch.bincount(inv, minlength=len(uniq)).float()[:, None]
+        coords.append(torch.cat([torch.full((len(uniq), 1), f, dtype=torch.long), uniq], 1))
+        colors.append(torch.zeros(len(uniq), 3).index_add_(0, inv, col.float()) / count.clamp(min=1))
+    return torch.cat(coords), torch.cat(colors).clamp(0, 1)
