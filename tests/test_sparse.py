@@ -4,15 +4,16 @@ The dense reference sees a grid that is zero off the active sites; then a subman
 is the dense conv read at the input sites, a stride-2 conv the dense stride-2 conv (padding
 (K-1)//2, even grid sizes) read at unique floor(coord/2), and a transposed conv the dense
 conv_transpose3d read at the target sites. Gradients are compared through autograd with
-one set of leaves (the sparse feats, weight, bias) feeding both paths.
+one set of leaves (the sparse feats, weight, bias) feeding both paths. The last test checks
+the same ops against spconv on a larger grid (skipped when spconv is not installed).
 """
 import pytest
 import torch
 import torch.nn.functional as F
 
 from fourdlib.sparse import (SparseConv3d, SparseConvTranspose3d, SparseTensor, build_kernel_map, conv,
-                             coord_keys, dense_to_sparse, dense_weight, lookup, sparse_conv3d, sparse_to_dense,
-                             sparse_transposed_conv3d)
+                             coord_keys, coords_bounds, dense_to_sparse, dense_weight, downsample_sites, lookup,
+                             sparse_conv3d, sparse_to_dense, sparse_transposed_conv3d)
 
 
 def random_sparse(shape, densities, channels, seed, dtype=torch.float64, stride=1):
@@ -270,3 +271,131 @@ def test_bad_conv_calls_raise():
         sparse_transposed_conv3d(coarse, torch.ones(8, 4, 1), None, _st([[0, 0, 0, 0]]), 2)
     with pytest.raises(ValueError, match="SparseTensor"):
         sparse_conv3d(torch.ones(3, 2), w3, None, 3)
+
+
+# ----------------------------------------------------------------------------------------
+# Against spconv (optional: `pip install spconv`, the CPU build; skipped without it)
+# ----------------------------------------------------------------------------------------
+
+
+def shell_cells(res, radius, thickness):
+    """(P, 3) int64 cells of a voxelised spherical shell centred in a res^3 grid."""
+    ijk = torch.stack(torch.meshgrid(*[torch.arange(res)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    dist = (ijk.double() - (res - 1) / 2).norm(dim=1)
+    return ijk[(dist - radius).abs() < thickness / 2]
+
+
+def spconv_cpu(monkeypatch):
+    """spconv's CPU build, made to give correct results (the traps were found with 2.3.8):
+    its backward asks torch.cuda for the current stream, which fails without CUDA, so the
+    stream lookup is replaced by 0 (the CPU path ignores it); and the returned `run(fn)`
+    calls fn single-threaded, because with several torch threads its CPU gather-matmul-
+    scatter races (wrong, run-to-run different outputs and gradients on grids above a few
+    hundred voxels, while small grids pass). The third trap, non-contiguous indices (spconv
+    ignores strides), is `to_spconv`'s `.contiguous()`."""
+    spconv = pytest.importorskip("spconv.pytorch")
+    monkeypatch.setattr(spconv.ops, "get_current_stream", lambda: 0)
+
+    def run(fn):
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return fn()
+        finally:
+            torch.set_num_threads(threads)
+
+    return spconv, run
+
+
+def to_spconv(spconv, x: SparseTensor, feats, shape):
+    """Same sites and features as an spconv tensor: indices (b, z, y, x) = our (b, i, j, k),
+    int32 and contiguous."""
+    return spconv.SparseConvTensor(feats, x.coords.int().contiguous(), list(shape), x.batch_size)
+
+
+def rows_of(ours: torch.Tensor, theirs: torch.Tensor) -> torch.Tensor:
+    """Row of each of our (P, 4) coords in spconv's (Q, 4) indices (sites matched by
+    coordinates, not by order); every one must be there."""
+    bounds = coords_bounds(ours, theirs.long())
+    sk, order = torch.sort(coord_keys(theirs.long(), bounds))
+    rows = lookup(sk, order, coord_keys(ours, bounds))
+    assert (rows >= 0).all(), "a site of ours is missing from spconv's output"
+    return rows
+
+
+def spconv_weight(w, K):
+    """Our (K^3, Cin, Cout) -> spconv's [Cout, K, K, K, Cin] (conv.py's docstring)."""
+    return w.detach().reshape(K, K, K, w.shape[1], w.shape[2]).permute(4, 0, 1, 2, 3).contiguous()
+
+
+@pytest.mark.parametrize("kind, K", [("submanifold", 3), ("down", 3), ("down", 2), ("up", 2), ("up", 3)])
+def test_equals_spconv_on_a_5k_voxel_shell_with_gradients(kind, K, monkeypatch):
+    """Our torch path against spconv 2.x (SubMConv3d; SparseConv3d stride 2 with padding
+    (K-1)//2; SparseInverseConv3d onto the fine sites of that down-conv's input, which is
+    our transposed conv with those sites as target), float64 (spconv's CPU build runs it),
+    outputs at the same sites and gradients w.r.t. input features, weight and bias."""
+    spconv, run = spconv_cpu(monkeypatch)
+    res, cin, cout = 40, 8, 12
+    shape = (res,) * 3
+    cells = [shell_cells(res, 15.0, 1.6), shell_cells(res, 11.0, 2.0)]  # two samples, different sizes
+    g = torch.Generator().manual_seed(K)
+    fine = SparseTensor.from_list(cells, [torch.randn(len(c), cin, generator=g, dtype=torch.float64) for c in cells])
+    assert len(fine) >= 5000 and fine.offsets.diff()[0] != fine.offsets.diff()[1]
+    w, b = params(K, cin, cout, seed=40 + K)
+    if kind == "up":  # coarse input: random features on the down-sampled sites
+        coarse = downsample_sites(fine)
+        x = coarse.replace_feats(torch.randn(len(coarse), cin, generator=g, dtype=torch.float64))
+    else:
+        x = fine
+    feats = x.feats.clone().requires_grad_(True)
+    x = x.replace_feats(feats)
+
+    if kind == "submanifold":
+        ours = sparse_conv3d(x, w, b, K)
+        layer = spconv.SubMConv3d(cin, cout, K, padding=K // 2, bias=True, indice_key="subm")
+    elif kind == "down":
+        ours = sparse_conv3d(x, w, b, K, stride=2)
+        layer = spconv.SparseConv3d(cin, cout, K, stride=2, padding=(K - 1) // 2, bias=True)
+    else:
+        ours = sparse_transposed_conv3d(x, w, b, fine, K, stride=2)
+        layer = spconv.SparseInverseConv3d(cin, cout, K, indice_key="down", bias=True)
+    layer = layer.double()
+    with torch.no_grad():
+        layer.weight.copy_(spconv_weight(w, K))
+        layer.bias.copy_(b.detach())
+
+    def spconv_forward():
+        if kind != "up":
+            sp_feats = feats.detach().clone().requires_grad_(True)
+            return sp_feats, torch.arange(len(x)), layer(to_spconv(spconv, x, sp_feats, shape))
+        # The inverse conv needs the pairs of a down-conv with the same indice_key, run on the
+        # fine sites. With K=3 (padding 1) spconv's coarse set also holds the few cells whose
+        # children are all empty (as the dense conv is non-zero there); ours omits them, so
+        # they get zero features: they then add nothing to the fine outputs.
+        down = spconv.SparseConv3d(cin, cin, K, stride=2, padding=(K - 1) // 2, bias=False,
+                                   indice_key="down").double()
+        c = down(to_spconv(spconv, fine, fine.feats, shape))
+        rows = rows_of(x.coords, c.indices)
+        sp_feats = torch.zeros(len(c.indices), cin, dtype=torch.float64)
+        sp_feats[rows] = feats.detach()
+        sp_feats.requires_grad_(True)
+        return sp_feats, rows, layer(c.replace_feature(sp_feats))
+
+    sp_feats, in_rows, sp_out = run(spconv_forward)  # in_rows: our input rows in spconv's input
+    rows = rows_of(ours.coords, sp_out.indices)
+    n_sp = len(sp_out.indices)
+    if kind == "down" and K == 3:
+        assert n_sp > len(ours)  # spconv's extra coarse cells with no active child (see above)
+    else:
+        assert n_sp == len(ours)  # the same site set
+    scale = ours.feats.detach().abs().max()
+    torch.testing.assert_close(sp_out.features[rows], ours.feats, atol=1e-12 * float(scale), rtol=0)
+
+    r = torch.randn(ours.feats.shape, generator=g, dtype=torch.float64)  # one cotangent for both
+    r_sp = torch.zeros(n_sp, cout, dtype=torch.float64)
+    r_sp[rows] = r  # and 0 at spconv's extra sites, which ours does not have
+    g_ours = torch.autograd.grad((ours.feats * r).sum(), (feats, w, b))
+    g_sp = run(lambda: torch.autograd.grad((sp_out.features * r_sp).sum(), (sp_feats, layer.weight, layer.bias)))
+    g_sp = (g_sp[0][in_rows], g_sp[1].permute(1, 2, 3, 4, 0).reshape(w.shape), g_sp[2])  # in our layouts
+    for name, a, e in zip(("input features", "weight", "bias"), g_sp, g_ours):
+        torch.testing.assert_close(a, e, atol=1e-12 * float(e.abs().max()), rtol=0, msg=lambda m: f"{name}: {m}")
