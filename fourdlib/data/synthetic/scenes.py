@@ -169,15 +169,19 @@ def make_scene_sequence(seed: int, *, num_objects=(3, 6), dynamic_prob: float = 
                         creature_prob: float = 0.25, num_frames: int = 16, duration: float = 2.0,
                         image_size=(128, 128), n_surface: int = 8192, floor_size: float = 3.0,
                         floor_density: float = 0.25, camera: CameraSpec | None = None,
-                        depth_noise: float = 0.0, meta: dict | None = None) -> Sequence4D:
+                        depth_noise: float = 0.0, object_scale: float = 1.0, meta: dict | None = None) -> Sequence4D:
     """A MOVi-like scene: floor (object 0, background) + 3-6 objects, each dynamic with
     probability `dynamic_prob` (a dynamic one is a walking creature with probability
     `creature_prob`, else a sliding / tossed primitive composition), at least one static
-    and one dynamic. Objects are 1-3 random primitives, 0.15-0.5 m, random colours.
+    and one dynamic. Objects are 1-3 random primitives, 0.15-0.5 m, random colours; creatures
+    0.35-0.7 m; `object_scale` multiplies both (the same random draws, so 1 keeps the old scenes;
+    C4G's course data use 2 on a 2 m floor so that objects cover pixels at 64 x 64).
     The camera (default SCENE_CAMERA: half a circle, elevation 20-50 degrees) frames the
     objects; the floor is sampled for GT at `floor_density` times the objects' density.
     """
     _check_common(num_frames, image_size, n_surface, duration)
+    if isinstance(object_scale, bool) or not isinstance(object_scale, (int, float)) or not object_scale > 0:
+        raise ValueError(f"make_scene_sequence: object_scale must be a positive number, got {object_scale!r}")
     rng, rng_cam, rng_cap = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
     camera = camera or SCENE_CAMERA
     times = np.arange(num_frames) * duration / num_frames
@@ -187,9 +191,9 @@ def make_scene_sequence(seed: int, *, num_objects=(3, 6), dynamic_prob: float = 
     objects = [floor_object(num_frames, floor_size, rng, density=floor_density)]
     for k in range(n):
         if dynamic[k] and rng.random() < creature_prob:
-            obj = creature_object(times, duration, rng)
+            obj = creature_object(times, duration, rng, size=(0.35 * object_scale, 0.7 * object_scale))
         else:
-            parts = random_composition(rng, (1, 3), scale=rng.uniform(0.08, 0.2))
+            parts = random_composition(rng, (1, 3), scale=rng.uniform(0.08, 0.2) * object_scale)
             parts = [_rotated(p, random_rotation(rng)) for p in parts] if not dynamic[k] else parts
             obj = moving_primitive(parts, times, rng, f"object{k}") if dynamic[k] else \
                 rest_on_floor(parts, num_frames, f"object{k}")
@@ -199,7 +203,7 @@ def make_scene_sequence(seed: int, *, num_objects=(3, 6), dynamic_prob: float = 
     info = dict(kind="scenes", name=f"scene_{seed}", seed=int(seed), num_objects=len(objects) - 1,
                 generator=dict(num_frames=num_frames, duration=duration, image_size=list(image_size),
                                n_surface=n_surface, floor_size=floor_size, floor_density=floor_density,
-                               camera=camera.to_dict(), depth_noise=depth_noise),
+                               camera=camera.to_dict(), depth_noise=depth_noise, object_scale=object_scale),
                 source="fourdlib.data.synthetic", licence=LICENCE)
     info.update(meta or {})
     return film_scene(objects, times, image_size, camera, n_surface, rng_cam,

@@ -8,7 +8,9 @@ Data set (fourdlib.data.synthetic, deterministic for the seed)
 --------------------------------------------------------------
     scenes   MOVi-like scenes: a floor and 3-6 objects, some static, some moving (sliding,
              tossed, walking creatures), filmed by one camera moving on half a circle, RGB-D
-             with known cameras: what C4G's encoder reads (model.ClipDataset).
+             with known cameras: what C4G's encoder reads (model.ClipDataset). Objects are
+             twice the generator's default size on a 2 m floor (DATASETS), so that they cover
+             pixels at the course's 64 x 64.
 COURSE_DATA gives its size per scale. The frames are square at the config's image_size (the
 model itself runs at any size divisible by the patch; the course trains at the row's), and
 hold num_frames > clip_frames frames, so training clips start anywhere in a sequence. tiny:
@@ -35,8 +37,11 @@ __all__ = ["COURSE_DATA", "DATASETS", "RUNS", "METHOD", "course_data", "make_dat
            "load_or_train", "load_model", "save_model", "checkpoint_paths"]
 
 # kind of generator and its options, per course data set
+# scenes: objects twice the generator's default size on a 2 m floor (about 12 % of the pixels
+# instead of 2 %): at 64 x 64 the default objects are 2-8 pixels wide and neither C4G nor the
+# per-pixel baseline rendered them at tiny, even when overfitting one scene (README, C4G section)
 DATASETS = {
-    "scenes": ("scenes", {}),
+    "scenes": ("scenes", {"object_scale": 2.0, "floor_size": 2.0}),
 }
 # sequences, frames per sequence and GT surface samples per scale; the image size is the config
 # row's (so data and model cannot disagree). C4G reads no surface samples: n_surface is kept
