@@ -333,7 +333,8 @@ def check_com4d_tables(m):
 
 def check_any4d_tables(m):
     t5 = m["table5"]
-    assert {"Any4D (allocentric flow)", "points after motion", "zero flow", "depth difference"} <= set(t5)
+    assert {"Any4D (allocentric flow)", "egocentric flow", "points after motion", "zero flow",
+            "depth difference"} <= set(t5)
     for row in t5.values():
         assert row["epe"] >= 0 and 0 <= row["apd"] <= 1 and 0 <= row["tau"] <= 1
     assert t5["zero flow"]["epe"] < t5["depth difference"]["epe"]      # zero is exact on static pixels
