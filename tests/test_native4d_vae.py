@@ -228,7 +228,7 @@ def test_gt_pointmap_voxelises_to_the_naive_voxels(pm_batch):
     valid = pm[:, 6] > 0.5
     assert torch.equal(valid, torch.as_tensor(seq.depth[:, 0] > 0))
     assert pm[:, :3].abs().max() <= 1 and (pm[:, :6][~valid[:, None].expand(-1, 6, -1, -1)] == 0).all()
-    coords, colors = pointmap_voxels(pm, batch, PM.resolution)
+    coords, colors = pointmap_voxels(pm, PM.resolution)
     naive = sequence_voxels(seq, resolution=PM.resolution, method="points")   # same grid: bounds from every pixel
     assert torch.equal(coords, torch.as_tensor(naive.coords))                 # both sorted by (frame, i, j, k)
     torch.testing.assert_close(colors, torch.as_tensor(naive.colors), atol=2e-3, rtol=0)
@@ -274,7 +274,7 @@ def test_pointmap_vae_overfits_one_sequence(pm_batch):
         opt.zero_grad()
         total.backward()
         opt.step()
-    naive, _ = pointmap_voxels(b["pointmap"], b, PM.resolution)
+    naive, _ = pointmap_voxels(b["pointmap"], PM.resolution)
     coords, colors = reconstruct(model.eval(), b)
     iou = occupancy_iou(coords, naive)
     print(f"loss {first:.3f} -> {float(total):.3f}, mask IoU {float(logs['mask_iou']):.3f}, voxel IoU {iou:.3f}")

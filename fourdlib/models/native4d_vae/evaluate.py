@@ -229,7 +229,7 @@ def evaluate(model, dataset: VoxelSequenceDataset, *, surface_points: int = 4096
             gt_pointmap = item["pointmap"]
             sets = {"pred": (pred_c, pred_col), "codec": trivial_codec(item["coords"], item["colors"], T, lam, factor),
                     "floor": (item["coords"], item["colors"]),
-                    "naive": pointmap_voxels(gt_pointmap, item, cfg.resolution)}
+                    "naive": pointmap_voxels(gt_pointmap, cfg.resolution)}
             entry = dataset.entries[i]
             for f in range(T):
                 h = float(item["voxel_size"][f])

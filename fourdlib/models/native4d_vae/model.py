@@ -100,6 +100,7 @@ from torch import nn
 
 from ...data.voxels import sequence_voxels
 from ...geometry.cameras import invert_rigid, plucker
+from ...geometry.voxelize import voxelize_points
 from ...layers import Mlp, MultiHeadAttention, timestep_embedding
 from ...render.voxels import render_voxels
 from ...sparse import (SparseConv3d, SparseConvTranspose3d, SparseTensor, coord_keys, coords_bounds,
@@ -755,7 +756,7 @@ def reconstruct(model, batch: dict, lam: int | None = None, threshold: float = 0
     if isinstance(net, PointMapVAE):
         out = net(as_batch(batch), sample=False)
         decoded = torch.cat([out["xyz"], out["rgb"], torch.sigmoid(out["mask_logit"])[:, None]], 1)
-        return pointmap_voxels(decoded, as_batch(batch), net.cfg.resolution, threshold)
+        return pointmap_voxels(decoded, net.cfg.resolution, threshold)
     out = net(as_batch(batch), lam=lam, sample=False, gt_pruning=False)
     keep = torch.sigmoid(out["occ_logit"]) > threshold
     return out["sites"].coords[keep], ((out["rgb"][keep] + 1) / 2).clamp(0, 1)
@@ -868,15 +869,16 @@ class PointMapVAE(nn.Module):
             raise ValueError(f"PointMapVAE: every sequence's frame count must be a multiple of lambda = "
                              f"temporal_ratio = {cfg.temporal_ratio} (its strided time convs); got {counts}")
         sample = self.training if sample is None else sample
-        outs, means, logvars, zs = [], [], [], []
+        outs, latents = [], []
         for video in pm.split(counts):                                                # one sequence at a time
             mean, logvar = self.encode(video.transpose(0, 1)[None])                   # (1, 7, T, H, W)
             z = mean + torch.randn_like(mean) * (0.5 * logvar).exp() if sample else mean
             outs.append(self.decode(z)[0].transpose(0, 1))                            # (T, 7, H, W)
-            means.append(mean[0].transpose(0, 1)), logvars.append(logvar[0].transpose(0, 1)), zs.append(z[0].transpose(0, 1))
+            latents.append(torch.cat([mean, logvar, z]).transpose(1, 2))              # (3, G, C' L, h, w)
         out = torch.cat(outs)
+        mean, logvar, z = torch.cat(latents, 1)
         return {"xyz": out[:, :3], "rgb": torch.tanh(out[:, 3:6]), "mask_logit": out[:, 6],
-                "mean": torch.cat(means), "logvar": torch.cat(logvars), "z": torch.cat(zs), "lam": cfg.temporal_ratio}
+                "mean": mean, "logvar": logvar, "z": z, "lam": cfg.temporal_ratio}
 
 
 def build_model(cfg: Native4DVAEConfig) -> nn.Module:
@@ -908,21 +910,20 @@ def pointmap_loss(model, batch: dict):
                    "kl": kl.detach(), "mask_iou": iou}
 
 
-def pointmap_voxels(pointmap: torch.Tensor, batch: dict, resolution: int, threshold: float = 0.5):
+def pointmap_voxels(pointmap: torch.Tensor, resolution: int, threshold: float = 0.5):
     """Pointmaps (F, 7, H, W) (xyz in the grid frame, rgb in [-1, 1], channel 6 the valid
-    probability) -> voxels on the grid: coords (P, 4) (frame, i, j, k) of the cells holding a
-    pixel with channel 6 > threshold, colours (P, 3) in [0, 1] the mean of their pixels.
-    The GT pointmap gives the naive "back-project and voxelise" voxels (what a perfect
-    PointMapVAE scores); points outside the grid are dropped."""
-    coords, colors = [], []
+    probability) -> voxels on the grid (`voxelize_points` on the [-1, 1]^3 cube at `resolution`):
+    coords (P, 4) (frame, i, j, k) of the cells holding a pixel with channel 6 > threshold,
+    colours (P, 3) in [0, 1] the mean of their pixels. The GT pointmap gives the naive
+    "back-project and voxelise" voxels (what a perfect PointMapVAE scores); points outside
+    the grid are dropped."""
+    grid = dict(resolution=resolution, bounds=[[-1.0] * 3, [1.0] * 3], outside="drop")
+    coords, colors = [torch.zeros(0, 4, dtype=torch.long)], [torch.zeros(0, 3)]
     for f in range(len(pointmap)):
-        keep = pointmap[f, 6] > threshold
-        xyz = pointmap[f, :3].permute(1, 2, 0)[keep].double()                          # (N, 3)
-        cell = torch.floor((xyz + 1) * resolution / 2).long()                          # [-1, 1] -> [0, R)
-        inside = ((cell >= 0) & (cell < resolution)).all(1)
-        cell, col = cell[inside], (pointmap[f, 3:6].permute(1, 2, 0)[keep][inside] + 1) / 2
-        uniq, inv = torch.unique(cell, dim=0, return_inverse=True)
-        count = torch.bincount(inv, minlength=len(uniq)).float()[:, None]
-        coords.append(torch.cat([torch.full((len(uniq), 1), f, dtype=torch.long), uniq], 1))
-        colors.append(torch.zeros(len(uniq), 3).index_add_(0, inv, col.float()) / count.clamp(min=1))
+        px = pointmap[f].detach().flatten(1).T.double()                                # (H W, 7)
+        px = px[(px[:, 6] > threshold) & (px[:, :3].abs() <= 1).all(1)]               # voxelize_points refuses
+        if len(px):                                                                    # an empty cloud
+            vox = voxelize_points(px[:, :3], (px[:, 3:6] + 1) / 2, **grid)
+            coords.append(F.pad(vox.coords, (1, 0), value=f))
+            colors.append(vox.colors)
     return torch.cat(coords), torch.cat(colors).clamp(0, 1)
